@@ -1,0 +1,65 @@
+"""Atomic file output: a file appears complete under its final name or not at all.
+
+Every output of the tool goes through these helpers: data are written to a
+temporary file in the destination folder and moved into place with
+``os.replace``, so an interrupted run never leaves a half-written file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; move it onto ``path`` if the block succeeds.
+
+    The temporary file keeps ``path``'s suffix so that writers choosing a format
+    by extension (OpenCV, matplotlib, rasterio) still work.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Write a 2-D ``uint8`` (or 3-channel BGR) image as PNG, atomically."""
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(str(tmp), np.ascontiguousarray(image)):
+            raise OSError(f"{path}: could not write PNG")
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write a text file atomically (UTF-8)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path: str | os.PathLike, data: Any) -> None:
+    """Write JSON (indented, keys in insertion order) atomically."""
+    write_text(path, json.dumps(data, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")

@@ -1,0 +1,294 @@
+"""The six experiments of Herrmann et al. (2023), declared once.
+
+Each experiment is a JSON file in ``configs/`` (one per experiment, holding
+every setting the paper states); this module reads them into typed
+:class:`Experiment` records and defines the label *tasks* they combine.
+Size profiles (``configs/profiles/*.json``) override plan and training
+settings for every experiment, e.g. ``tiny`` for CPU tests and the demo.
+
+Everything else — export, planning, trainers, prediction, evaluation,
+reproduction scripts — looks experiments up here instead of restating them.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from nnunet_glacier import labels
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+PROFILE_DIR = CONFIG_DIR / "profiles"
+
+
+@dataclass(frozen=True)
+class Task:
+    """One label map a network learns.
+
+    ``png_values[c]`` is the CaFFe pixel value written for class ``c`` in
+    prediction PNGs; ``suffix`` names the prediction file
+    (``<stem><suffix>.png``).
+    """
+
+    name: str
+    class_names: tuple[str, ...]
+    png_values: tuple[int, ...]
+    suffix: str
+    build: Callable[[np.ndarray, np.ndarray, "LabelSettings"], np.ndarray] = field(repr=False, compare=False)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    def to_png(self, classes: np.ndarray) -> np.ndarray:
+        """Class indices -> CaFFe pixel values (``uint8``)."""
+        return np.asarray(self.png_values, dtype=np.uint8)[classes]
+
+    def from_png(self, pixels: np.ndarray) -> np.ndarray:
+        """CaFFe pixel values -> class indices; raises ``ValueError`` on unknown values."""
+        lut = np.full(256, 255, dtype=np.uint8)
+        lut[list(self.png_values)] = np.arange(self.n_classes, dtype=np.uint8)
+        classes = lut[pixels]
+        if (classes == 255).any():
+            bad = sorted(set(np.unique(pixels).tolist()) - set(self.png_values))
+            raise ValueError(f"{self.name} map holds values {bad} outside {list(self.png_values)}")
+        return classes
+
+
+@dataclass(frozen=True)
+class LabelSettings:
+    front_dilation_px: int = 5
+    boundary_dilation_px: int = 5
+
+
+ZONE_VALUES = (0, 64, 127, 254)
+FRONT_VALUES = (0, 255)
+
+TASKS: dict[str, Task] = {
+    task.name: task
+    for task in (
+        Task("zone", ("na", "rock", "glacier", "ocean"), ZONE_VALUES, "_zones",
+             lambda zones, front, s: np.asarray(zones, dtype=np.uint8)),
+        Task("front", ("background", "front"), FRONT_VALUES, "_front",
+             lambda zones, front, s: labels.front_label(front, s.front_dilation_px)),
+        Task("boundary", ("background", "boundary"), FRONT_VALUES, "_boundary",
+             lambda zones, front, s: labels.glacier_boundary(zones, s.boundary_dilation_px)),
+        Task("fused", ("na", "rock", "glacier", "ocean", "front"), ZONE_VALUES + (255,), "_fused",
+             lambda zones, front, s: labels.fused_label(zones, labels.front_label(front, s.front_dilation_px))),
+    )
+}
+
+
+@dataclass(frozen=True)
+class PlanSettings:
+    """How the nnU-Net plan of an experiment is edited (see :mod:`nnunet_glacier.nnunet.plans`).
+
+    ``patch_size`` (pixels, rows x cols) and ``batch_size`` of ``None`` keep
+    nnU-Net's planner's choice; experiments of one ``plan_group`` share patch
+    and batch size.
+    """
+
+    plan_group: str
+    patch_size: tuple[int, int] | None
+    batch_size: int | None
+    base_features: int
+    max_features: int
+    max_stages: int | None
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    epochs: int
+    iterations_per_epoch: int
+    val_iterations_per_epoch: int
+    optimizer: str
+    initial_lr: float
+    momentum: float
+    nesterov: bool
+    weight_decay: float
+    lr_schedule: str
+    deep_supervision: bool
+    oversample_foreground: float
+    save_every: int
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    routes: tuple[str, ...]
+    front_min_length_m: float
+    fused_glacier_dilation_px: int
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    title: str
+    notes: str
+    tasks: tuple[str, ...]
+    dataset_id: int
+    dataset_name: str
+    trainer: str
+    branching: str | None
+    labels: LabelSettings
+    loss_weights: tuple[float, ...]
+    plan: PlanSettings
+    training: TrainingSettings
+    folds: tuple[int, ...]
+    evaluation: EvaluationSettings
+    profile: str = "paper"
+
+    @property
+    def dataset(self) -> str:
+        """nnU-Net's dataset folder name, e.g. ``Dataset503_CaFFeZonesFront``."""
+        return f"Dataset{self.dataset_id:03d}_{self.dataset_name}"
+
+    @property
+    def task_objects(self) -> tuple[Task, ...]:
+        return tuple(TASKS[t] for t in self.tasks)
+
+    @property
+    def task_classes(self) -> tuple[int, ...]:
+        return tuple(TASKS[t].n_classes for t in self.tasks)
+
+    @property
+    def is_multitask(self) -> bool:
+        return len(self.tasks) > 1
+
+    @property
+    def configuration(self) -> str:
+        """Name of the configuration our plans edit writes, e.g. ``2d_paper``."""
+        return f"2d_{self.profile}"
+
+    def build_label(self, zones: np.ndarray, front: np.ndarray) -> np.ndarray:
+        """nnU-Net label image from zone classes (0..3) and the raw front mask (0/1)."""
+        maps = [task.build(zones, front, self.labels) for task in self.task_objects]
+        return labels.encode_tasks(maps, self.task_classes)
+
+    def label_names(self) -> dict[str, int]:
+        """The ``labels`` entry of nnU-Net's dataset.json: one name per encoded class.
+
+        Names join the first task's class with the non-background classes of
+        the others (``ocean``, ``na+front``, ``glacier+front+boundary``; first
+        task varying fastest, as in the encoding); class 0 is named
+        ``background`` as nnU-Net requires.
+        """
+        first, *others = self.task_objects
+        names = list(first.class_names)
+        for task in others:
+            names = [f"{prefix}+{c}" if index else prefix
+                     for index, c in enumerate(task.class_names) for prefix in names]
+        names[0] = "background"
+        return {name: index for index, name in enumerate(names)}
+
+
+class ConfigError(ValueError):
+    """A config or profile file is missing, malformed or inconsistent."""
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError as err:
+        raise ConfigError(f"{path}: file not found") from err
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path}: not valid JSON ({err})") from err
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _experiment_from_dict(raw: dict[str, Any], profile: str, source: Path) -> Experiment:
+    try:
+        plan = dict(raw["plan"])
+        if plan.get("patch_size") is not None:
+            plan["patch_size"] = tuple(plan["patch_size"])
+        experiment = Experiment(
+            name=raw["name"], title=raw["title"], notes=raw["notes"], tasks=tuple(raw["tasks"]),
+            dataset_id=int(raw["dataset_id"]), dataset_name=raw["dataset_name"], trainer=raw["trainer"],
+            branching=raw["branching"], labels=LabelSettings(**raw["labels"]),
+            loss_weights=tuple(float(w) for w in raw["loss_weights"]), plan=PlanSettings(**plan),
+            training=TrainingSettings(**raw["training"]), folds=tuple(raw["folds"]),
+            evaluation=EvaluationSettings(**{**raw["evaluation"], "routes": tuple(raw["evaluation"]["routes"])}),
+            profile=profile,
+        )
+    except (KeyError, TypeError) as err:
+        raise ConfigError(f"{source}: missing or unexpected setting ({err})") from err
+    unknown = [t for t in experiment.tasks if t not in TASKS]
+    if unknown:
+        raise ConfigError(f"{source}: unknown task(s) {unknown}; known: {sorted(TASKS)}")
+    if len(experiment.loss_weights) != len(experiment.tasks):
+        raise ConfigError(f"{source}: need one loss weight per task")
+    if experiment.branching not in (None, "late", "early"):
+        raise ConfigError(f"{source}: branching must be null, 'late' or 'early'")
+    if (experiment.branching is None) == experiment.is_multitask:
+        raise ConfigError(f"{source}: multi-task experiments need a branching, single-task ones none")
+    return experiment
+
+
+def profiles() -> list[str]:
+    """Names of the size profiles in ``configs/profiles``."""
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.json"))
+
+
+@lru_cache(maxsize=None)
+def load_experiments(profile: str = "paper") -> dict[str, Experiment]:
+    """All experiments, in the paper's order, with ``profile`` applied."""
+    override = _read_json(PROFILE_DIR / f"{profile}.json")
+    override = {k: v for k, v in override.items() if k != "description"}
+    experiments = {}
+    for path in sorted(CONFIG_DIR.glob("*.json")):
+        raw = _merge(_read_json(path), override)
+        experiment = _experiment_from_dict(raw, profile, path)
+        if experiment.name != path.stem:
+            raise ConfigError(f"{path}: name {experiment.name!r} must equal the file name")
+        experiments[experiment.name] = experiment
+    _check_shared_plans(experiments)
+    return {name: experiments[name] for name in EXPERIMENT_ORDER if name in experiments} | experiments
+
+
+EXPERIMENT_ORDER = ("stl_front", "stl_zone", "mtl_late", "mtl_early", "mtl_boundary", "fused")
+
+
+def _check_shared_plans(experiments: dict[str, Experiment]) -> None:
+    groups: dict[str, tuple[str, PlanSettings]] = {}
+    for experiment in experiments.values():
+        first = groups.setdefault(experiment.plan.plan_group, (experiment.name, experiment.plan))
+        if first[1] != experiment.plan:
+            raise ConfigError(f"experiments {first[0]} and {experiment.name} share plan group "
+                              f"{experiment.plan.plan_group!r} but their plan settings differ")
+    datasets: dict[int, Experiment] = {}
+    for experiment in experiments.values():
+        other = datasets.setdefault(experiment.dataset_id, experiment)
+        if (other.tasks, other.labels, other.dataset_name) != (experiment.tasks, experiment.labels,
+                                                              experiment.dataset_name):
+            raise ConfigError(f"experiments {other.name} and {experiment.name} use dataset "
+                              f"{experiment.dataset_id} but build different labels")
+
+
+def get_experiment(name: str, profile: str = "paper") -> Experiment:
+    """One experiment by name; raises ``ConfigError`` listing the known names."""
+    experiments = load_experiments(profile)
+    if name not in experiments:
+        raise ConfigError(f"unknown experiment {name!r}; choose from {', '.join(experiments)}")
+    return experiments[name]
+
+
+def select(names: list[str] | tuple[str, ...] | str, profile: str = "paper") -> list[Experiment]:
+    """Experiments by name; ``"all"`` (or ``["all"]``) gives all six in the paper's order."""
+    if isinstance(names, str):
+        names = [names]
+    if list(names) == ["all"]:
+        return list(load_experiments(profile).values())
+    return [get_experiment(n, profile) for n in names]

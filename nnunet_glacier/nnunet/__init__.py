@@ -1,0 +1,1 @@
+"""nnU-Net v2 integration: raw-dataset export, plans, networks, trainers, prediction."""

@@ -1,0 +1,114 @@
+"""Export a CaFFe root to an nnU-Net v2 raw dataset for one experiment.
+
+Output (``<nnUNet_raw>/Dataset<ID>_<Name>/``)::
+
+    imagesTr/<stem>_0000.png   SAR image of every train-split scene (8-bit grey)
+    labelsTr/<stem>.png        the experiment's label (see Experiment.build_label)
+    imagesTs/<stem>_0000.png   SAR image of every test-split scene
+    dataset.json               nnU-Net's description, plus a ``caffe`` block
+
+The ``caffe`` block records the source root, the experiment's tasks and label
+settings and each case's pixel size in metres, so later steps need not guess.
+Export is deterministic, parallel over files, never touches the input and is
+re-runnable: each file is written atomically, stale cases are removed and
+``dataset.json`` is written last, so its presence marks a complete export.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+
+from tqdm import tqdm
+
+from nnunet_glacier import caffe
+from nnunet_glacier.atomic import write_json, write_png
+from nnunet_glacier.experiments import Experiment
+
+CHANNEL_SUFFIX = "_0000"
+
+
+def dataset_folder(raw_root: str | Path, experiment: Experiment) -> Path:
+    return Path(raw_root) / experiment.dataset
+
+
+def _export_one(job: tuple[caffe.Sample, Experiment, Path]) -> None:
+    sample, experiment, folder = job
+    loaded = caffe.load_sample(sample)
+    if sample.split == "train":
+        write_png(folder / "imagesTr" / f"{sample.stem}{CHANNEL_SUFFIX}.png", loaded.image)
+        write_png(folder / "labelsTr" / f"{sample.stem}.png", experiment.build_label(loaded.zones, loaded.front))
+    else:
+        write_png(folder / "imagesTs" / f"{sample.stem}{CHANNEL_SUFFIX}.png", loaded.image)
+
+
+def _check_dataset_id_free(raw_root: Path, experiment: Experiment) -> None:
+    prefix = f"Dataset{experiment.dataset_id:03d}_"
+    for other in raw_root.glob(prefix + "*"):
+        if other.name != experiment.dataset:
+            raise caffe.CaFFeError(other, f"dataset ID {experiment.dataset_id} is taken by another dataset; "
+                                          f"nnU-Net needs unique IDs (expected {experiment.dataset})")
+
+
+def _remove_stale_cases(folder: Path, samples: list[caffe.Sample]) -> None:
+    expected = {
+        "imagesTr": {f"{s.stem}{CHANNEL_SUFFIX}.png" for s in samples if s.split == "train"},
+        "labelsTr": {f"{s.stem}.png" for s in samples if s.split == "train"},
+        "imagesTs": {f"{s.stem}{CHANNEL_SUFFIX}.png" for s in samples if s.split != "train"},
+    }
+    for sub, names in expected.items():
+        for path in (folder / sub).glob("*.png"):
+            if path.name not in names:
+                path.unlink()
+
+
+def dataset_json(experiment: Experiment, samples: list[caffe.Sample], source: Path) -> dict:
+    """nnU-Net's dataset.json for ``samples``, with our ``caffe`` block."""
+    return {
+        "name": experiment.dataset_name,
+        "description": f"CaFFe exported for {experiment.title} by nnunet_glacier",
+        "channel_names": {"0": "SAR"},
+        "labels": experiment.label_names(),
+        "numTraining": sum(s.split == "train" for s in samples),
+        "file_ending": ".png",
+        "caffe": {
+            "source": str(source),
+            "tasks": list(experiment.tasks),
+            "task_classes": list(experiment.task_classes),
+            "label_settings": asdict(experiment.labels),
+            "pixel_size_m": {s.stem: s.pixel_size_m for s in samples},
+            "test_cases": sorted(s.stem for s in samples if s.split != "train"),
+        },
+    }
+
+
+def export_dataset(data_root: str | Path, experiment: Experiment, raw_root: str | Path, *,
+                   pixel_size: caffe.PixelSize = None, num_workers: int | None = None,
+                   progress: bool = True) -> Path:
+    """Write the nnU-Net raw dataset of ``experiment`` from the CaFFe root ``data_root``.
+
+    ``pixel_size`` overrides the names' resolutions (metres per pixel: one
+    number, or a mapping stem -> metres). Returns the dataset folder.
+    """
+    data_root, raw_root = Path(data_root).resolve(), Path(raw_root)
+    samples = caffe.discover(data_root, pixel_size=pixel_size)
+    if not any(s.split == "train" for s in samples):
+        raise caffe.CaFFeError(data_root, "no training images in sar_images/train")
+    raw_root.mkdir(parents=True, exist_ok=True)
+    _check_dataset_id_free(raw_root, experiment)
+    folder = dataset_folder(raw_root, experiment)
+    (folder / "dataset.json").unlink(missing_ok=True)  # re-marks the export as incomplete until done
+    _remove_stale_cases(folder, samples)
+    jobs = [(s, experiment, folder) for s in samples]
+    workers = num_workers if num_workers is not None else min(len(jobs), os.cpu_count() or 1)
+    description = f"export {experiment.dataset}"
+    if workers <= 1:
+        for job in tqdm(jobs, desc=description, disable=not progress):
+            _export_one(job)
+    else:
+        with ProcessPoolExecutor(workers) as pool:
+            list(tqdm(pool.map(_export_one, jobs, chunksize=4), total=len(jobs), desc=description,
+                      disable=not progress))
+    write_json(folder / "dataset.json", dataset_json(experiment, samples, data_root))
+    return folder
