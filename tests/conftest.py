@@ -1,0 +1,28 @@
+"""Shared fixtures: a synthetic CaFFe root (generated once per session) and the real caffe_256 sample."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+CAFFE_256 = Path(os.environ.get("CAFFE_256", Path(__file__).resolve().parents[2] / "shared" / "data" / "caffe_256"))
+CAFFE_256_PIXEL_SIZE_M = 100.0  # a nominal size for the 256 px copies; the names' resolutions do not hold
+
+
+@pytest.fixture(scope="session")
+def caffe_256() -> Path:
+    """The real CaFFe sample (../shared/data/caffe_256, or $CAFFE_256); skipped when absent."""
+    if not (CAFFE_256 / "sar_images").is_dir():
+        pytest.skip(f"real CaFFe sample not found at {CAFFE_256} (set CAFFE_256 to its path)")
+    return CAFFE_256
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic CaFFe root: 8 train and 4 test scenes of 128 x 128 px, with bounding boxes."""
+    from nnunet_glacier.synthetic import generate_caffe
+
+    root = tmp_path_factory.mktemp("synthetic_caffe")
+    generate_caffe(root, n_train=8, n_test=4, size=(128, 128), seed=0, with_bounding_boxes=True)
+    return root
