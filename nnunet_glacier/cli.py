@@ -31,6 +31,11 @@ def _add_pixel_size(parser: argparse.ArgumentParser) -> None:
                              "(needed for downscaled copies such as caffe_256)")
 
 
+
+def _add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                        help="compute device (default: auto = CUDA if available, else CPU)")
+
 def _experiment_choice(parser: argparse.ArgumentParser, *, many: bool) -> None:
     if many:
         parser.add_argument("--experiments", nargs="+", default=["all"], choices=[*EXPERIMENT_ORDER, "all"],
@@ -52,6 +57,56 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from nnunet_glacier.experiments import get_experiment
+    from nnunet_glacier.nnunet.plans import plan_and_preprocess, write_configuration
+    from nnunet_glacier.workspace import Workspace
+
+    workspace = Workspace.resolve(args.work).activate()
+    experiment = get_experiment(args.experiment, args.profile)
+    if not (workspace.raw / experiment.dataset / "dataset.json").is_file():
+        raise CaFFeError(workspace.raw / experiment.dataset, "no exported dataset: run `nnunet-glacier export` first")
+    plan_and_preprocess(experiment, workspace, num_processes=args.processes, verify=not args.no_verify)
+    configuration = write_configuration(experiment, workspace)
+    print(f"{experiment.dataset}: configuration {experiment.configuration}, patch {configuration['patch_size']}, "
+          f"batch {configuration['batch_size']}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from nnunet_glacier.experiments import get_experiment
+    from nnunet_glacier.nnunet.training import train_fold
+    from nnunet_glacier.workspace import Workspace
+
+    workspace = Workspace.resolve(args.work).activate()
+    experiment = get_experiment(args.experiment, args.profile)
+    for fold in args.fold:
+        fold_dir = train_fold(experiment, fold, workspace, device=args.device, max_epochs=args.max_epochs,
+                              iterations=args.iterations, val_iterations=args.val_iterations)
+        print(f"{experiment.name} fold {fold}: {fold_dir}")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from nnunet_glacier.experiments import get_experiment
+    from nnunet_glacier.nnunet.predict import GlacierPredictor, list_images, predict_images
+    from nnunet_glacier.nnunet.training import model_folder
+    from nnunet_glacier.workspace import Workspace
+
+    if args.model is None:
+        workspace = Workspace.resolve(args.work).activate()
+        args.model = model_folder(workspace, get_experiment(args.experiment, args.profile))
+    predictor = GlacierPredictor(args.model, args.folds, device=args.device, step_size=args.step_size,
+                                 mirroring=not args.no_mirroring)
+    report = predict_images(predictor, list_images(args.input), args.output, per_fold=args.per_fold,
+                            save_probabilities=args.save_probabilities)
+    print(f"folds {predictor.folds}: {len(report.written)} predicted, {len(report.skipped)} already done, "
+          f"{len(report.failed)} failed -> {args.output}")
+    for path, problem in report.failed:
+        print(f"error: {path}: {problem}", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nnunet-glacier",
@@ -69,6 +124,53 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pixel_size(export)
     export.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
     export.set_defaults(handler=_cmd_export)
+
+    plan = commands.add_parser("plan", help="nnU-Net planning and preprocessing, plus our plans edit",
+                               description="Run nnU-Net's fingerprint, planner and 2d preprocessing for the "
+                                           "experiment's dataset, then write the profile's configuration "
+                                           "(patch, batch, architecture, schedule) into nnUNetPlans.json.")
+    _experiment_choice(plan, many=False)
+    _add_work(plan)
+    _add_profile(plan)
+    plan.add_argument("--processes", type=int, default=2, help="processes for nnU-Net (default: 2)")
+    plan.add_argument("--no-verify", action="store_true", help="skip nnU-Net's dataset integrity check")
+    plan.set_defaults(handler=_cmd_plan)
+
+    train = commands.add_parser("train", help="train folds of an experiment (resumes interrupted runs)",
+                                description="Train with nnU-Net v2 and our trainers; a finished fold is skipped, "
+                                            "an interrupted one resumes from its newest checkpoint.")
+    _experiment_choice(train, many=False)
+    train.add_argument("--fold", type=int, nargs="+", required=True, choices=range(5), metavar="K",
+                       help="fold(s) 0..4")
+    _add_work(train)
+    _add_profile(train)
+    _add_device(train)
+    train.add_argument("--max-epochs", type=int, default=None, help="override the plans' number of epochs")
+    train.add_argument("--iterations", type=int, default=None, help="override training iterations per epoch")
+    train.add_argument("--val-iterations", type=int, default=None, help="override validation iterations per epoch")
+    train.set_defaults(handler=_cmd_train)
+
+    predict = commands.add_parser("predict", help="predict scenes with one or several folds (mean-probability ensemble)",
+                                  description="Sliding-window prediction; writes <stem>_zones.png, <stem>_front.png "
+                                              "(and _boundary/_fused) in CaFFe pixel values.")
+    model = predict.add_mutually_exclusive_group(required=True)
+    model.add_argument("--experiment", choices=EXPERIMENT_ORDER, metavar="NAME",
+                       help=f"a trained experiment of the work directory: {', '.join(EXPERIMENT_ORDER)}")
+    model.add_argument("-m", "--model", type=Path, help="an nnU-Net results folder (holding fold_K/)")
+    predict.add_argument("-i", "--input", type=Path, required=True, help="a PNG scene or a folder of them")
+    predict.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    predict.add_argument("--folds", type=int, nargs="+", default=None, metavar="K",
+                         help="folds to ensemble (default: all trained folds)")
+    predict.add_argument("--per-fold", action="store_true", help="also write each fold's prediction to OUTPUT/fold_K")
+    predict.add_argument("--save-probabilities", action="store_true",
+                         help="also write <stem>_probabilities.npz (float16, per task)")
+    predict.add_argument("--step-size", type=float, default=0.5,
+                         help="sliding-window step as a fraction of the patch (default: 0.5)")
+    predict.add_argument("--no-mirroring", action="store_true", help="disable test-time mirroring (4x faster)")
+    _add_work(predict)
+    _add_profile(predict)
+    _add_device(predict)
+    predict.set_defaults(handler=_cmd_predict)
 
     return parser
 

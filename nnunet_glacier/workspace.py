@@ -41,6 +41,8 @@ class Workspace:
             path.mkdir(parents=True, exist_ok=True)
             os.environ[name] = str(path)
         add_trainer_path()
+        # nnU-Net's default of 8 export/validation processes overloads small machines
+        os.environ.setdefault("nnUNet_def_n_proc", str(min(8, os.cpu_count() or 1)))
         return self
 
 

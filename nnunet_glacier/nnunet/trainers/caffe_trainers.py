@@ -1,0 +1,13 @@
+"""Our trainers, as seen by ``nnUNetv2_train -tr NAME``.
+
+nnU-Net imports every module of the folder named by ``nnUNet_extTrainer`` by
+its bare name; this module only re-exports the classes defined in
+:mod:`nnunet_glacier.nnunet.training`, so both routes give the same classes.
+"""
+from nnunet_glacier.nnunet.training import (  # noqa: F401
+    nnUNetTrainerGlacier,
+    nnUNetTrainerMTL,
+    nnUNetTrainerMTLBoundary,
+    nnUNetTrainerMTLEarly,
+    nnUNetTrainerMTLLate,
+)
