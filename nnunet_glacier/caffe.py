@@ -57,6 +57,10 @@ class CaFFeError(ValueError):
         self.problem = problem
         super().__init__(f"{path}: {problem}")
 
+    def __reduce__(self) -> tuple[type, tuple[Path, str]]:
+        # rebuild from (path, problem) so the error survives a worker process (pickling)
+        return type(self), (self.path, self.problem)
+
 
 class ConversionWarning(UserWarning):
     """An input was converted (RGB to grey, 16 to 8 bit); the message names the file."""
@@ -155,8 +159,6 @@ def discover(root: str | Path, splits: tuple[str, ...] = SPLITS, *, pixel_size: 
     samples = []
     for split in splits:
         split_dir = image_root / split
-        if not split_dir.is_dir():
-            continue
         images = sorted(split_dir.glob("*.png"))
         stems = {p.stem for p in images}
         for label_kind, suffix in (("zones", "_zones"), ("fronts", "_front")):
@@ -296,6 +298,8 @@ def read_bbox(path: str | Path) -> BoundingBox:
         lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
     except OSError as err:
         raise CaFFeError(path, f"cannot read bounding box ({err.strerror})") from err
+    except UnicodeDecodeError as err:
+        raise CaFFeError(path, "bounding box is not a text file") from err
     if len(lines) < 5:
         raise CaFFeError(path, f"bounding box needs a header and 4 corner lines, found {len(lines)} lines")
     try:

@@ -48,6 +48,15 @@ def front_label(front_mask: np.ndarray, dilation_px: int = 5) -> np.ndarray:
     return dilate(front_mask, dilation_px)
 
 
+def has_4_neighbour(mask: np.ndarray) -> np.ndarray:
+    """True where the pixel above, below, left or right is true in ``mask``.
+
+    Pixels outside the image do not count as neighbours. Returns ``bool``.
+    """
+    padded = np.pad(np.asarray(mask) > 0, 1, constant_values=False)
+    return padded[:-2, 1:-1] | padded[2:, 1:-1] | padded[1:-1, :-2] | padded[1:-1, 2:]
+
+
 def glacier_boundary(zones: np.ndarray, dilation_px: int = 5) -> np.ndarray:
     """Glacier pixels with a 4-neighbour of class rock or NA, dilated like the front.
 
@@ -55,11 +64,17 @@ def glacier_boundary(zones: np.ndarray, dilation_px: int = 5) -> np.ndarray:
     as neighbours. Returns ``uint8`` {0, 1}.
     """
     zones = np.asarray(zones)
-    not_glacier_ice = (zones == ROCK) | (zones == NA)
-    padded = np.pad(not_glacier_ice, 1, constant_values=False)
-    touches = padded[:-2, 1:-1] | padded[2:, 1:-1] | padded[1:-1, :-2] | padded[1:-1, 2:]
-    boundary = (zones == GLACIER) & touches
+    boundary = (zones == GLACIER) & has_4_neighbour((zones == ROCK) | (zones == NA))
     return dilate(boundary, dilation_px)
+
+
+def front_from_zones(zones: np.ndarray) -> np.ndarray:
+    """The calving front of a zone map: ocean pixels with a 4-neighbour glacier pixel.
+
+    ``zones`` holds zone classes (0..3); returns a ``uint8`` {0, 1} mask.
+    """
+    zones = np.asarray(zones)
+    return ((zones == OCEAN) & has_4_neighbour(zones == GLACIER)).astype(np.uint8)
 
 
 def fused_label(zones: np.ndarray, front: np.ndarray) -> np.ndarray:

@@ -1,0 +1,167 @@
+"""The experiment registry: the six experiments, profiles, label names and broken configs."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nnunet_glacier import experiments, labels
+from nnunet_glacier.experiments import EXPERIMENT_ORDER, ConfigError, get_experiment, load_experiments, select
+
+
+def test_six_experiments_in_the_papers_order():
+    assert EXPERIMENT_ORDER == ("stl_front", "stl_zone", "mtl_late", "mtl_early", "mtl_boundary", "fused")
+    assert list(load_experiments()) == list(EXPERIMENT_ORDER)
+    assert [e.name for e in select("all")] == list(EXPERIMENT_ORDER)
+    assert [e.name for e in select(["fused", "stl_zone"])] == ["fused", "stl_zone"]
+
+
+def test_experiments_hold_the_papers_settings():
+    found = {name: (e.tasks, e.branching) for name, e in load_experiments().items()}
+    assert found == {
+        "stl_front": (("front",), None), "stl_zone": (("zone",), None),
+        "mtl_late": (("zone", "front"), "late"), "mtl_early": (("zone", "front"), "early"),
+        "mtl_boundary": (("zone", "front", "boundary"), "late"), "fused": (("fused",), None),
+    }
+    for experiment in load_experiments().values():
+        assert experiment.labels.front_dilation_px == 5
+        assert experiment.training.initial_lr == 0.01 and experiment.training.momentum == 0.99
+        assert experiment.training.weight_decay == 3e-5 and experiment.training.epochs == 500
+        assert experiment.folds == (0, 1, 2, 3, 4)
+        assert experiment.plan.patch_size == ((1024, 896) if experiment.is_multitask else (1280, 1024))
+    # early, late and boundary branching train on one shared plan
+    assert len({get_experiment(n).plan for n in ("mtl_late", "mtl_early", "mtl_boundary")}) == 1
+
+
+def test_tiny_profile_overrides_plan_and_training_only():
+    tiny = json.loads((experiments.PROFILE_DIR / "tiny.json").read_text())
+    for name in EXPERIMENT_ORDER:
+        paper, small = get_experiment(name), get_experiment(name, "tiny")
+        assert small.profile == "tiny" and small.configuration == "2d_tiny"
+        for section in ("plan", "training"):
+            for key, value in tiny[section].items():
+                found = getattr(getattr(small, section), key)
+                assert found == (tuple(value) if isinstance(value, list) else value), (name, section, key)
+        assert (small.tasks, small.labels, small.dataset) == (paper.tasks, paper.labels, paper.dataset)
+        assert small.plan.plan_group == paper.plan.plan_group
+        assert small.training.initial_lr == paper.training.initial_lr
+    assert "tiny" in experiments.profiles() and "paper" in experiments.profiles()
+
+
+@pytest.mark.parametrize("name", EXPERIMENT_ORDER)
+def test_label_names_follow_the_encoding(name):
+    experiment = get_experiment(name)
+    first, *others = experiment.task_objects
+    names = experiment.label_names()
+    assert sorted(names.values()) == list(range(int(np.prod(experiment.task_classes))))
+    for encoded_class, label_name in ((v, k) for k, v in names.items()):
+        classes = [int(c) for c in labels.decode_tasks(np.array(encoded_class), experiment.task_classes)]
+        parts = [first.class_names[classes[0]]]
+        parts += [task.class_names[c] for task, c in zip(others, classes[1:]) if c]
+        assert label_name == ("background" if encoded_class == 0 else "+".join(parts))
+
+
+def test_build_label_encodes_each_task():
+    zones = np.array([[0, 1, 2, 3, 3, 3, 3]], np.uint8)
+    front = np.array([[0, 0, 0, 1, 0, 0, 0]], np.uint8)
+    settings = get_experiment("fused").labels
+    dilated = labels.front_label(front, settings.front_dilation_px)
+    assert get_experiment("stl_zone").build_label(zones, front).tolist() == zones.tolist()
+    assert get_experiment("stl_front").build_label(zones, front).tolist() == dilated.tolist()
+    assert get_experiment("fused").build_label(zones, front).tolist() == [[0, 4, 4, 4, 4, 4, 3]]
+    assert get_experiment("mtl_late").build_label(zones, front).tolist() == (zones + 4 * dilated).tolist()
+    boundary = labels.glacier_boundary(zones, settings.boundary_dilation_px)
+    expected = zones + 4 * dilated + 8 * boundary
+    assert get_experiment("mtl_boundary").build_label(zones, front).tolist() == expected.tolist()
+
+
+def test_task_png_values_round_trip_and_reject_unknown_values():
+    zone = experiments.TASKS["zone"]
+    classes = np.array([[0, 1, 2, 3]], np.uint8)
+    assert zone.to_png(classes).tolist() == [[0, 64, 127, 254]]
+    assert zone.from_png(zone.to_png(classes)).tolist() == classes.tolist()
+    with pytest.raises(ValueError, match=r"\[100\]"):
+        zone.from_png(np.array([[0, 100]], np.uint8))
+
+
+def test_unknown_experiment_lists_the_known_ones():
+    with pytest.raises(ConfigError, match="fused"):
+        get_experiment("nonsense")
+
+
+@pytest.fixture
+def config_dir(tmp_path, monkeypatch) -> Path:
+    """A writable copy of configs/ that the registry reads instead of the real one."""
+    folder = tmp_path / "configs"
+    shutil.copytree(experiments.CONFIG_DIR, folder)
+    monkeypatch.setattr(experiments, "CONFIG_DIR", folder)
+    monkeypatch.setattr(experiments, "PROFILE_DIR", folder / "profiles")
+    load_experiments.cache_clear()
+    yield folder
+    load_experiments.cache_clear()
+
+
+def edit_config(folder: Path, experiment: str, changes: dict) -> Path:
+    """Replace top-level settings of ``<folder>/<experiment>.json``; returns its path."""
+    path = folder / f"{experiment}.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+    return path
+
+
+def test_config_copy_loads(config_dir):
+    assert list(load_experiments()) == list(EXPERIMENT_ORDER)
+
+
+@pytest.mark.parametrize("changes, problem", [
+    (dict(tasks=["zone", "glacier_velocity"]), "unknown task"),
+    (dict(loss_weights=[1.0, 1.0]), "one loss weight per task"),
+    (dict(branching="middle"), "branching must be"),
+    (dict(tasks=["zone", "front"], loss_weights=[1.0, 1.0]), "need a branching"),
+    (dict(name="fused_v2"), "must equal the file name"),
+    (dict(labels="five pixels"), "missing, unexpected or malformed setting"),
+])
+def test_broken_experiment_config_names_its_file(config_dir, changes, problem):
+    path = edit_config(config_dir, "fused", changes)
+    with pytest.raises(ConfigError, match=problem) as error:
+        load_experiments()
+    assert str(path) in str(error.value)
+
+
+def test_missing_setting_names_its_file(config_dir):
+    path = config_dir / "stl_zone.json"
+    raw = json.loads(path.read_text())
+    del raw["dataset_id"]
+    path.write_text(json.dumps(raw))
+    with pytest.raises(ConfigError, match="dataset_id") as error:
+        load_experiments()
+    assert str(path) in str(error.value)
+
+
+def test_invalid_json_names_its_file(config_dir):
+    path = config_dir / "stl_front.json"
+    path.write_text("{ not json")
+    with pytest.raises(ConfigError, match="not valid JSON") as error:
+        load_experiments()
+    assert str(path) in str(error.value)
+
+
+def test_missing_profile_names_its_file(config_dir):
+    with pytest.raises(ConfigError, match="file not found") as error:
+        load_experiments("huge")
+    assert str(config_dir / "profiles" / "huge.json") in str(error.value)
+
+
+def test_shared_plan_group_with_different_plans_is_rejected(config_dir):
+    plan = json.loads((config_dir / "mtl_early.json").read_text())["plan"]
+    edit_config(config_dir, "mtl_early", {"plan": {**plan, "patch_size": [512, 512]}})
+    with pytest.raises(ConfigError, match="share plan group 'mtl'"):
+        load_experiments()
+
+
+def test_shared_dataset_with_different_labels_is_rejected(config_dir):
+    edit_config(config_dir, "mtl_early", {"labels": {"front_dilation_px": 3, "boundary_dilation_px": 5}})
+    with pytest.raises(ConfigError, match="dataset 503 but build different labels"):
+        load_experiments()
