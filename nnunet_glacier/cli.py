@@ -57,6 +57,21 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from nnunet_glacier.synthetic import generate_caffe
+
+    try:
+        images = generate_caffe(args.out, n_train=args.n_train, n_test=args.n_test, size=tuple(args.size),
+                                seed=args.seed, with_bounding_boxes=not args.no_bounding_boxes)
+    except CaFFeError:
+        raise  # the output folder holds other scenes: bad input, exit code 1 from main()
+    except ValueError as err:  # counts or size out of range: wrong usage
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {len(images)} synthetic scenes to {args.out}")
+    return 0
+
+
 def _cmd_plan(args: argparse.Namespace) -> int:
     from nnunet_glacier.experiments import get_experiment
     from nnunet_glacier.nnunet.plans import plan_and_preprocess, write_configuration
@@ -107,6 +122,113 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+def _cmd_plot_overlays(args: argparse.Namespace) -> int:
+    from nnunet_glacier.caffe import discover
+    from nnunet_glacier.plots import find_predictions, write_overlays
+
+    samples = discover(args.data, (args.split,), require_labels=False)
+    pairs = find_predictions(samples, args.predictions)
+    written = write_overlays(pairs[:args.limit], args.out)
+    print(f"wrote {len(written)} overlays to {args.out} ({len(samples) - len(pairs)} of {len(samples)} "
+          f"{args.split} scenes have no predicted front)")
+    return 0
+
+
+def _cmd_plot_boxplot(args: argparse.Namespace) -> int:
+    from nnunet_glacier.plots import mde_series, plot_mde_boxplot, save_figure
+
+    csvs = dict(args.csv)
+    if len(csvs) != len(args.csv):
+        print("error: --csv labels must be unique", file=sys.stderr)
+        return 2
+    figure = plot_mde_boxplot(mde_series(csvs, args.by), by=args.by)
+    print("wrote " + ", ".join(map(str, save_figure(figure, args.out, args.formats))))
+    return 0
+
+
+def _cmd_plot_timeline(args: argparse.Namespace) -> int:
+    from nnunet_glacier.caffe import discover
+    from nnunet_glacier.plots import plot_timeline, save_figure
+
+    figure = plot_timeline(discover(args.data, tuple(args.split), require_labels=False))
+    print("wrote " + ", ".join(map(str, save_figure(figure, args.out, args.formats))))
+    return 0
+
+
+def _cmd_plot_retreat(args: argparse.Namespace) -> int:
+    from nnunet_glacier.caffe import discover
+    from nnunet_glacier.plots import plot_label_retreat, save_figure
+
+    figure = plot_label_retreat(discover(args.data, tuple(args.split), require_labels=False), args.glacier,
+                                where=args.data, background_stem=args.background, all_sensors=args.all_sensors)
+    print("wrote " + ", ".join(map(str, save_figure(figure, args.out, args.formats))))
+    return 0
+
+
+def _labelled_csv(text: str) -> tuple[str, Path]:
+    """``LABEL=PATH``, or a bare ``PATH`` labelled by its folder's name."""
+    label, sep, path = text.partition("=")
+    if not sep:
+        return Path(text).resolve().parent.name, Path(text)
+    if not label or not path:
+        raise argparse.ArgumentTypeError(f"expected LABEL=PATH, got {text!r}")
+    return label, Path(path)
+
+
+def _add_plot_commands(commands: argparse._SubParsersAction) -> None:
+    from nnunet_glacier.caffe import SPLITS
+    from nnunet_glacier.plots import FORMATS, GROUP_COLUMNS
+
+    plot = commands.add_parser("plot", help="figures: overlays, MDE box plots, dataset timeline, retreat maps",
+                               description="Matplotlib figures (PNG and PDF) and fast per-scene overlay PNGs.")
+    figures = plot.add_subparsers(dest="figure", metavar="FIGURE", required=True)
+
+    overlays = figures.add_parser("overlays", help="per-scene PNGs of predicted vs label front on the SAR image",
+                                  description="Write <stem>_overlay.png: label front blue, predicted front yellow, "
+                                              "both magenta, bounding box cyan. Uses <stem>_front_post.png "
+                                              "(post-processed) if present, else <stem>_front.png.")
+    overlays.add_argument("--data", type=Path, required=True, help="CaFFe root (sar_images/, fronts/)")
+    overlays.add_argument("--predictions", type=Path, required=True,
+                          help="evaluation or prediction folder holding <stem>_front[_post].png")
+    overlays.add_argument("--out", type=Path, required=True, help="output folder")
+    overlays.add_argument("--split", default="test", choices=SPLITS, help="CaFFe split (default: test)")
+    overlays.add_argument("--limit", type=int, default=None, metavar="N", help="at most N scenes (in stem order)")
+    overlays.set_defaults(handler=_cmd_plot_overlays)
+
+    boxplot = figures.add_parser("boxplot", help="box plots of per-image MDE by group, result sets side by side",
+                                 description="Per-image MDE (m, log axis) from per_image.csv files, with the CaFFe "
+                                             "baselines (753 m zones, 887 m fronts); images without a front are "
+                                             "left out. A file holding several routes gives one box per route.")
+    boxplot.add_argument("--csv", type=_labelled_csv, nargs="+", required=True, metavar="LABEL=PATH",
+                         help="per_image.csv files with a label each (a bare PATH is labelled by its folder)")
+    boxplot.add_argument("--by", default="glacier", choices=GROUP_COLUMNS, help="grouping (default: glacier)")
+
+    timeline = figures.add_parser("timeline", help="acquisition dates per glacier and sensor",
+                                  description="One row per glacier, colour and marker per sensor; "
+                                              "training scenes filled, test scenes hollow.")
+    timeline.add_argument("--data", type=Path, required=True, help="CaFFe root")
+
+    retreat = figures.add_parser("retreat", help="all label fronts of one glacier coloured by date",
+                                 description="Label fronts over the latest scene (or --background). CaFFe's images "
+                                             "are not co-registered across sensors, so only fronts of the "
+                                             "background's sensor are drawn unless --all-sensors.")
+    retreat.add_argument("--data", type=Path, required=True, help="CaFFe root")
+    retreat.add_argument("--glacier", required=True, help="glacier code (e.g. JAC) or full name")
+    retreat.add_argument("--background", default=None, metavar="STEM", help="background scene (default: the latest)")
+    retreat.add_argument("--all-sensors", action="store_true", help="draw the fronts of every sensor")
+
+    for figure, handler in ((boxplot, _cmd_plot_boxplot), (timeline, _cmd_plot_timeline),
+                            (retreat, _cmd_plot_retreat)):
+        figure.add_argument("--out", type=Path, required=True,
+                            help="output file; its .png/.pdf suffix is replaced by each format's")
+        figure.add_argument("--formats", nargs="+", default=list(FORMATS), choices=FORMATS,
+                            help="formats to write (default: png pdf)")
+        figure.set_defaults(handler=handler)
+    for figure in (timeline, retreat):
+        figure.add_argument("--split", nargs="+", default=list(SPLITS), choices=SPLITS,
+                            help="CaFFe splits (default: train test)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nnunet-glacier",
@@ -124,6 +246,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pixel_size(export)
     export.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
     export.set_defaults(handler=_cmd_export)
+
+    synth = commands.add_parser("synth", help="write synthetic CaFFe-like scenes (for tests and the demo)",
+                                description="Write seeded synthetic fjord scenes in the CaFFe layout and naming: "
+                                            "sar_images/, zones/, fronts/ and bounding_boxes/.")
+    synth.add_argument("--out", type=Path, required=True, help="output CaFFe root (empty or new folder)")
+    synth.add_argument("--n-train", type=int, default=8, metavar="N", help="training scenes (default: 8)")
+    synth.add_argument("--n-test", type=int, default=4, metavar="N", help="test scenes (default: 4)")
+    synth.add_argument("--size", type=int, nargs=2, default=[128, 128], metavar=("H", "W"),
+                       help="scene size in pixels, rows and columns (default: 128 128)")
+    synth.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    synth.add_argument("--no-bounding-boxes", action="store_true", help="do not write bounding_boxes/")
+    synth.set_defaults(handler=_cmd_synth)
 
     plan = commands.add_parser("plan", help="nnU-Net planning and preprocessing, plus our plans edit",
                                description="Run nnU-Net's fingerprint, planner and 2d preprocessing for the "
@@ -172,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device(predict)
     predict.set_defaults(handler=_cmd_predict)
 
+    _add_plot_commands(commands)
     return parser
 
 
