@@ -223,13 +223,15 @@ def _experiment_from_dict(raw: dict[str, Any], profile: str, source: Path) -> Ex
             evaluation=EvaluationSettings(**{**raw["evaluation"], "routes": tuple(raw["evaluation"]["routes"])}),
             profile=profile,
         )
-    except (KeyError, TypeError) as err:
-        raise ConfigError(f"{source}: missing or unexpected setting ({err})") from err
+    except (KeyError, TypeError, ValueError) as err:
+        raise ConfigError(f"{source}: missing, unexpected or malformed setting ({err})") from err
     unknown = [t for t in experiment.tasks if t not in TASKS]
     if unknown:
         raise ConfigError(f"{source}: unknown task(s) {unknown}; known: {sorted(TASKS)}")
     if len(experiment.loss_weights) != len(experiment.tasks):
         raise ConfigError(f"{source}: need one loss weight per task")
+    if (experiment.training.optimizer, experiment.training.lr_schedule) != ("SGD", "poly"):
+        raise ConfigError(f"{source}: only the SGD optimizer with the poly schedule is supported")
     if experiment.branching not in (None, "late", "early"):
         raise ConfigError(f"{source}: branching must be null, 'late' or 'early'")
     if (experiment.branching is None) == experiment.is_multitask:
@@ -275,6 +277,9 @@ def _check_shared_plans(experiments: dict[str, Experiment]) -> None:
                                                               experiment.dataset_name):
             raise ConfigError(f"experiments {other.name} and {experiment.name} use dataset "
                               f"{experiment.dataset_id} but build different labels")
+        if other.training != experiment.training:
+            raise ConfigError(f"experiments {other.name} and {experiment.name} share dataset "
+                              f"{experiment.dataset_id} (and so its plans) but their training settings differ")
 
 
 def get_experiment(name: str, profile: str = "paper") -> Experiment:

@@ -6,6 +6,10 @@ from pathlib import Path
 
 import pytest
 
+# nnU-Net reads these when first imported: single-process data loading and export keep CPU tests lean
+os.environ.setdefault("nnUNet_n_proc_DA", "0")
+os.environ.setdefault("nnUNet_def_n_proc", "1")
+
 CAFFE_256 = Path(os.environ.get("CAFFE_256", Path(__file__).resolve().parents[2] / "shared" / "data" / "caffe_256"))
 CAFFE_256_PIXEL_SIZE_M = 100.0  # a nominal size for the 256 px copies; the names' resolutions do not hold
 

@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -60,9 +63,24 @@ def plan_and_preprocess(experiment: Experiment, workspace: Workspace, *, num_pro
 
     extract_fingerprint_dataset(experiment.dataset_id, num_processes=num_processes,
                                 check_dataset_integrity=verify, clean=True, verbose=False)
-    plan_experiment_dataset(experiment.dataset_id)
+    with _positive_augmentation_processes():
+        plan_experiment_dataset(experiment.dataset_id)
     preprocess_dataset(experiment.dataset_id, PLANS_NAME, (BASE_CONFIGURATION,), [num_processes], verbose=False)
     return plans_file(workspace, experiment)
+
+
+@contextmanager
+def _positive_augmentation_processes() -> Iterator[None]:
+    """nnU-Net's planner sets torch's thread count from ``nnUNet_n_proc_DA``, which fails for 0
+    (single-process data loading, a valid training setting); plan with 1 in that case."""
+    previous = os.environ.get("nnUNet_n_proc_DA")
+    if previous == "0":
+        os.environ["nnUNet_n_proc_DA"] = "1"
+    try:
+        yield
+    finally:
+        if previous == "0":
+            os.environ["nnUNet_n_proc_DA"] = previous
 
 
 def architecture_for_patch(base_architecture: dict, patch_size: tuple[int, int],
