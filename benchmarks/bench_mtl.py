@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("nnUNet_n_proc_DA", "0")
-os.environ.setdefault("nnUNet_def_n_proc", "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
