@@ -47,9 +47,9 @@ FIRST_YEAR, LAST_YEAR = 1995, 2021
 MIN_SIZE_PX = 32
 
 #: Mean intensity (0..255) of the zone classes NA, rock, glacier, ocean; and of dense ice melange.
-CLASS_MEANS = np.array([0.0, 150.0, 205.0, 45.0], dtype=np.float32)
-MELANGE_MEAN = 115.0
-SPECKLE_LOOKS = 5  # gamma shape of the speckle; its relative standard deviation is 1 / sqrt(looks)
+CLASS_MEANS = np.array([0.0, 115.0, 200.0, 40.0], dtype=np.float32)
+MELANGE_MEAN = 100.0
+SPECKLE_LOOKS = 12  # gamma shape of the speckle; its relative standard deviation is 1 / sqrt(looks)
 
 #: Glacier extent (fraction of the image width the tongue covers) at FIRST_YEAR, its total retreat
 #: until LAST_YEAR, and the amplitude of its seasonal advance and retreat.
