@@ -248,15 +248,19 @@ def _to_8bit(array: np.ndarray, path: Path, label: bool) -> np.ndarray:
 
 def read_zones(path: str | Path) -> np.ndarray:
     """Read a zone label as classes 0 NA, 1 rock, 2 glacier, 3 ocean (``uint8``)."""
-    return _read_label(path, "zone")
+    return read_label(path, "zone")
 
 
 def read_front(path: str | Path) -> np.ndarray:
     """Read a front label as a mask: 1 on the front, 0 elsewhere (``uint8``)."""
-    return _read_label(path, "front")
+    return read_label(path, "front")
 
 
-def _read_label(path: str | Path, task: str) -> np.ndarray:
+def read_label(path: str | Path, task: str) -> np.ndarray:
+    """Read a label or prediction PNG of a task (``experiments.TASKS``) as class indices (``uint8``).
+
+    Pixel values outside the task's ``png_values`` raise :class:`CaFFeError`.
+    """
     pixels = read_grey(path, label=True)
     try:
         return TASKS[task].from_png(pixels)

@@ -1,0 +1,121 @@
+"""Experiments side by side: fold-level results and Welch t-tests (the paper's Table A1 form).
+
+Input: per experiment, the ``summary.json`` files written by
+:mod:`nnunet_glacier.evaluate` for its folds (one per fold). A *result* is
+one route of one experiment, named ``<experiment>:<route>``. For each result
+the fold values of the pooled MDE (metres) and of the macro zone IoU are
+summarised as mean and sample standard deviation (``ddof=1``) over folds;
+folds where a value is undefined (no image with a front; the front route's
+IoU) are left out. Every pair of results is compared with Welch's t-test
+(``scipy.stats.ttest_ind(equal_var=False)``) on their fold-level pooled MDEs;
+the test is undefined (``None``) with fewer than two folds on either side.
+"""
+from __future__ import annotations
+
+import glob
+import itertools
+import json
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from nnunet_glacier.atomic import write_json, write_text
+from nnunet_glacier.caffe import CaFFeError
+
+#: Fold-level values compared, keyed by their name in a summary's ``overall`` entry.
+FOLD_VALUES = ("mde_pooled_m", "iou_macro")
+
+
+def read_summaries(pattern: str) -> list[tuple[Path, dict[str, Any]]]:
+    """The evaluation summaries matching a glob pattern (``**`` allowed), sorted by path.
+
+    Raises :class:`CaFFeError` if nothing matches or a file is not an evaluation summary.
+    """
+    paths = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
+    if not paths:
+        raise CaFFeError(pattern, "matches no summary.json file")
+    summaries = []
+    for path in paths:
+        try:
+            summary = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise CaFFeError(path, f"cannot read evaluation summary ({err})") from err
+        if not isinstance(summary, dict) or not isinstance(summary.get("routes"), dict):
+            raise CaFFeError(path, "not an evaluation summary (no 'routes'); expected a summary.json of `evaluate`")
+        summaries.append((path, summary))
+    return summaries
+
+
+def _spread(values: Sequence[float]) -> dict[str, Any]:
+    """Mean and sample standard deviation (``None`` where undefined) of fold values."""
+    return {"values": list(values), "mean": float(np.mean(values)) if values else None,
+            "std": float(np.std(values, ddof=1)) if len(values) > 1 else None}
+
+
+def _welch(a: Sequence[float], b: Sequence[float]) -> dict[str, float | None]:
+    """Welch's t statistic and two-sided p-value; ``None`` if undefined (< 2 values, no variance on either side)."""
+    if len(a) < 2 or len(b) < 2:
+        return {"t": None, "p": None}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # scipy's warning on constant samples; checked below
+        test = stats.ttest_ind(a, b, equal_var=False)
+    defined = math.isfinite(test.statistic)
+    return {"t": float(test.statistic) if defined else None, "p": float(test.pvalue) if defined else None}
+
+
+def compare_runs(runs: Mapping[str, str]) -> dict[str, Any]:
+    """Compare experiments given as ``{name: glob of their folds' summary.json}``; see the module docstring."""
+    results: dict[str, dict[str, Any]] = {}
+    for name, pattern in runs.items():
+        summaries = read_summaries(pattern)
+        routes = sorted({route for _, s in summaries for route in s["routes"]})
+        for route in routes:
+            overall = [s["routes"][route]["overall"] for _, s in summaries if route in s["routes"]]
+            entry: dict[str, Any] = {"experiment": name, "route": route, "n_folds": len(overall),
+                                     "files": [str(p) for p, s in summaries if route in s["routes"]]}
+            for key in FOLD_VALUES:
+                entry[key] = _spread([o[key] for o in overall if o.get(key) is not None])
+            results[f"{name}:{route}"] = entry
+    tests = [{"a": a, "b": b, "mean_a_m": results[a]["mde_pooled_m"]["mean"],
+              "mean_b_m": results[b]["mde_pooled_m"]["mean"],
+              **_welch(results[a]["mde_pooled_m"]["values"], results[b]["mde_pooled_m"]["values"])}
+             for a, b in itertools.combinations(results, 2)]
+    return {"runs": dict(runs), "results": results, "welch_mde": tests}
+
+
+def _cell(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _mean_std(spread: Mapping[str, Any], digits: int) -> str:
+    if spread["mean"] is None:
+        return "-"
+    return _cell(spread["mean"], digits) + ("" if spread["std"] is None else f" ± {_cell(spread['std'], digits)}")
+
+
+def comparison_markdown(comparison: Mapping[str, Any]) -> str:
+    """Two Markdown tables: results (mean ± std over folds) and Welch t-tests on the pooled MDE."""
+    lines = ["| result | folds | MDE pooled (m) | IoU macro |", "| --- | ---: | ---: | ---: |"]
+    for name, entry in comparison["results"].items():
+        lines.append(f"| {name} | {entry['n_folds']} | {_mean_std(entry['mde_pooled_m'], 1)} "
+                     f"| {_mean_std(entry['iou_macro'], 3)} |")
+    lines += ["", "Welch t-test on the fold-level pooled MDE:", "",
+              "| A | B | mean A (m) | mean B (m) | t | p |", "| --- | --- | ---: | ---: | ---: | ---: |"]
+    for test in comparison["welch_mde"]:
+        lines.append(f"| {test['a']} | {test['b']} | {_cell(test['mean_a_m'], 1)} | {_cell(test['mean_b_m'], 1)} "
+                     f"| {_cell(test['t'], 3)} | {_cell(test['p'], 4)} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_comparison(comparison: Mapping[str, Any], out: str | Path) -> list[Path]:
+    """Write ``compare.json`` and ``compare.md`` into ``out`` (atomically); returns their paths."""
+    out = Path(out)
+    paths = [out / "compare.json", out / "compare.md"]
+    write_json(paths[0], comparison)
+    write_text(paths[1], comparison_markdown(comparison))
+    return paths

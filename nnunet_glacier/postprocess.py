@@ -1,0 +1,202 @@
+"""Post-processing of predictions into one-pixel calving fronts, as in the CaFFe evaluation.
+
+Every function takes and returns 2-D ``numpy`` arrays of *class indices*
+(see :mod:`nnunet_glacier.labels`: zones 0 NA, 1 rock, 2 glacier, 3 ocean;
+fused adds 4 = front; front maps 0 background, 1 front) and never modifies
+its input. Fronts are returned as ``bool`` masks. Lengths are given in
+metres and turned into pixel counts with the pixel size (metres per pixel).
+
+Three routes lead from a network's output to a front:
+
+- zone route (:func:`zone_route`): zone map -> :func:`clean_zones` ->
+  :func:`front_from_zones` (ocean pixels with a 4-neighbour glacier pixel,
+  short pieces dropped)
+- front route (:func:`front_route`): front map -> skeleton
+  (``skimage.morphology.skeletonize``) -> longest path through each skeleton
+  piece (:func:`longest_paths`) -> short pieces dropped
+- fused route (:func:`fused_route`): fused map -> :func:`fused_to_zones`
+  (front class -> ocean, glacier dilated once with a 7 x 7 kernel) -> zone route
+
+"Short" means ``pixel count <= min_length_m / pixel_size_m`` (a float
+threshold; CaFFe uses 750 m), for 8-connected pieces, in both routes
+(:func:`remove_short_fronts`). Predictions outside a scene's bounding box
+are removed afterwards (:func:`apply_bounding_box`).
+
+Difference to the reference: CaFFe finds the longest path through a skeleton
+with FilFinder (a graph of branches and intersections); :func:`longest_paths`
+finds it on the pixel graph with two Dijkstra sweeps, which is exact for
+tree-shaped skeletons and may differ by a few pixels where a skeleton holds
+a loop.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import dijkstra
+from skimage.morphology import skeletonize
+
+from nnunet_glacier import labels
+from nnunet_glacier.caffe import BoundingBox
+from nnunet_glacier.labels import FRONT_CLASS, GLACIER, OCEAN
+
+#: Fronts of at most this length (metres) are dropped (CaFFe reference evaluation).
+MIN_FRONT_LENGTH_M = 750.0
+#: Kernel size (pixels) of the glacier dilation of the fused route.
+FUSED_GLACIER_DILATION_PX = 7
+
+EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
+
+
+def min_front_pixels(pixel_size_m: float, min_length_m: float = MIN_FRONT_LENGTH_M) -> float:
+    """The length threshold in pixels: ``min_length_m / pixel_size_m`` (not rounded)."""
+    if pixel_size_m <= 0:
+        raise ValueError(f"pixel size must be positive, got {pixel_size_m} m")
+    return min_length_m / pixel_size_m
+
+
+def remove_short_fronts(front: np.ndarray, min_pixels: float) -> np.ndarray:
+    """Drop the 8-connected pieces of a front mask with ``pixel count <= min_pixels``; returns ``bool``."""
+    pieces, n_pieces = ndimage.label(np.asarray(front) > 0, structure=EIGHT_CONNECTED)
+    keep = np.bincount(pieces.ravel(), minlength=n_pieces + 1) > min_pixels
+    keep[0] = False
+    return keep[pieces]
+
+
+def _largest_component(mask: np.ndarray) -> np.ndarray:
+    """The largest 8-connected component of a ``bool`` mask (the first in raster order on ties)."""
+    components, n_components = ndimage.label(mask, structure=EIGHT_CONNECTED)
+    if n_components == 0:
+        return np.zeros(mask.shape, dtype=bool)
+    sizes = np.bincount(components.ravel())
+    sizes[0] = 0
+    return components == sizes.argmax()
+
+
+def clean_zones(zones: np.ndarray) -> np.ndarray:
+    """CaFFe's zone clean-up; returns a new zone map (classes 0..3, ``uint8``).
+
+    1. Every 8-connected component of the non-ocean pixels except the largest
+       becomes ocean (fills islands of NA, rock or glacier inside the ocean).
+    2. Of the 8-connected ocean components only the largest stays ocean; the
+       other ocean pixels become glacier.
+    """
+    cleaned = np.array(zones, dtype=np.uint8)
+    non_ocean = cleaned != OCEAN
+    cleaned[non_ocean & ~_largest_component(non_ocean)] = OCEAN
+    ocean = cleaned == OCEAN
+    cleaned[ocean & ~_largest_component(ocean)] = GLACIER
+    return cleaned
+
+
+def front_from_zones(zones: np.ndarray, min_pixels: float) -> np.ndarray:
+    """Ocean pixels with a 4-neighbour glacier pixel, without pieces of ``<= min_pixels`` pixels.
+
+    Pixels outside the image count as non-glacier. ``zones`` holds classes
+    0..3 (normally cleaned by :func:`clean_zones` first); returns ``bool``.
+    """
+    return remove_short_fronts(labels.front_from_zones(zones), min_pixels)
+
+
+def zone_route(zones: np.ndarray, min_pixels: float) -> np.ndarray:
+    """The front of a zone map: :func:`clean_zones`, then :func:`front_from_zones`; returns ``bool``."""
+    return front_from_zones(clean_zones(zones), min_pixels)
+
+
+def fused_to_zones(fused: np.ndarray, dilation_px: int = FUSED_GLACIER_DILATION_PX) -> np.ndarray:
+    """A fused map (zone classes plus 4 = front) as zone classes 0..3 (``uint8``).
+
+    The front class becomes ocean; then the glacier mask is dilated once with
+    a ``dilation_px`` x ``dilation_px`` kernel and every dilated pixel becomes
+    glacier (whatever its class), which moves the glacier-ocean border back
+    into the predicted front band.
+    """
+    zones = np.array(fused, dtype=np.uint8)
+    zones[zones == FRONT_CLASS] = OCEAN
+    zones[labels.dilate(zones == GLACIER, dilation_px) > 0] = GLACIER
+    return zones
+
+
+def fused_route(fused: np.ndarray, min_pixels: float, dilation_px: int = FUSED_GLACIER_DILATION_PX) -> np.ndarray:
+    """The front of a fused map: :func:`fused_to_zones`, then :func:`zone_route`; returns ``bool``."""
+    return zone_route(fused_to_zones(fused, dilation_px), min_pixels)
+
+
+def front_route(front: np.ndarray, min_pixels: float) -> np.ndarray:
+    """The front of a front-task map (0/1, a few pixels wide); returns a one-pixel ``bool`` line.
+
+    Skeletonize, keep the longest path through each skeleton piece
+    (:func:`longest_paths`), then drop pieces of ``<= min_pixels`` pixels.
+    """
+    skeleton = skeletonize(np.asarray(front) > 0)
+    return remove_short_fronts(longest_paths(skeleton), min_pixels)
+
+
+def _pixel_graph(mask: np.ndarray) -> tuple[np.ndarray, csr_matrix]:
+    """Pixel coordinates ``(n, 2)`` of a ``bool`` mask and their 8-neighbour graph.
+
+    Edge weights are the step lengths in pixels: 1 for a horizontal or
+    vertical step, sqrt(2) for a diagonal one.
+    """
+    coords = np.argwhere(mask)
+    index = np.full((mask.shape[0] + 2, mask.shape[1] + 2), -1, dtype=np.int64)
+    index[coords[:, 0] + 1, coords[:, 1] + 1] = np.arange(len(coords))
+    sources, targets, weights = [], [], []
+    for d_row, d_col in ((0, 1), (1, -1), (1, 0), (1, 1)):  # each undirected edge once
+        neighbour = index[coords[:, 0] + 1 + d_row, coords[:, 1] + 1 + d_col]
+        linked = neighbour >= 0
+        sources.append(np.flatnonzero(linked))
+        targets.append(neighbour[linked])
+        weights.append(np.full(linked.sum(), np.hypot(d_row, d_col)))
+    graph = csr_matrix((np.concatenate(weights), (np.concatenate(sources), np.concatenate(targets))),
+                       shape=(len(coords), len(coords)))
+    return coords, graph
+
+
+def _farthest(graph: csr_matrix, seeds: np.ndarray, piece: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each piece, its pixel farthest from the piece's seed; and every pixel's predecessor.
+
+    ``seeds`` holds one node per piece and ``piece[node]`` the piece of each
+    node. Since pieces are not connected, one multi-source Dijkstra run gives
+    each node's distance from its own piece's seed.
+    """
+    distance, predecessor, _ = dijkstra(graph, directed=False, indices=seeds, min_only=True,
+                                        return_predecessors=True)
+    order = np.lexsort((distance, piece))  # by piece, then by distance: the last of each piece is its farthest
+    last_of_piece = np.r_[piece[order][1:] != piece[order][:-1], True]
+    return order[last_of_piece], predecessor
+
+
+def longest_paths(skeleton: np.ndarray) -> np.ndarray:
+    """Keep only the longest path through each 8-connected piece of a one-pixel skeleton.
+
+    Path length is measured in pixels along the 8-neighbour pixel graph
+    (diagonal steps count sqrt(2)). The path is found by a double sweep: the
+    pixel ``a`` farthest from any start pixel, then the pixel ``b`` farthest
+    from ``a``; ``a`` to ``b`` is the longest path of a tree-shaped skeleton.
+    Returns a ``bool`` mask.
+    """
+    skeleton = np.asarray(skeleton) > 0
+    kept = np.zeros(skeleton.shape, dtype=bool)
+    if not skeleton.any():
+        return kept
+    coords, graph = _pixel_graph(skeleton)
+    pieces, _ = ndimage.label(skeleton, structure=EIGHT_CONNECTED)
+    piece = pieces[coords[:, 0], coords[:, 1]]
+    first_of_piece = np.unique(piece, return_index=True)[1]
+    ends_a, _ = _farthest(graph, first_of_piece, piece)
+    ends_b, predecessor = _farthest(graph, ends_a, piece)
+    for node in ends_b:
+        while node >= 0:  # walk back to the sweep's source, whose predecessor is negative
+            kept[coords[node, 0], coords[node, 1]] = True
+            node = predecessor[node]
+    return kept
+
+
+def apply_bounding_box(front: np.ndarray, box: BoundingBox | None) -> np.ndarray:
+    """Set front pixels outside ``box`` to background (CaFFe clipping, see ``BoundingBox.mask``); ``bool``.
+
+    ``box`` of ``None`` keeps the whole front.
+    """
+    front = np.asarray(front) > 0
+    return front if box is None else front & box.mask(front.shape)
