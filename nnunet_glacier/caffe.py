@@ -37,6 +37,17 @@ GLACIERS = {
     "Jorum": "Jorum",
     "SI": "Sjogren-Inlet",
 }
+
+
+def glacier_code(glacier: str) -> str:
+    """The CaFFe code of a glacier given by code or full name, any case (``"jakobshavn isbrae"`` -> ``"JAC"``).
+
+    Names CaFFe does not know are returned unchanged.
+    """
+    return next((code for code, full in GLACIERS.items() if glacier.lower() in (code.lower(), full.lower())),
+                glacier)
+
+
 #: Northern-hemisphere glaciers (winter = Sep..Mar); all others are on the Antarctic Peninsula (winter = Apr..Aug).
 NORTHERN_GLACIERS = frozenset({"COL", "JAC"})
 NORTHERN_WINTER_MONTHS = frozenset({9, 10, 11, 12, 1, 2, 3})

@@ -281,20 +281,28 @@ def summarise(results: Sequence[ImageResult], routes: Sequence[str], samples: Se
     return summary
 
 
-def _csv_value(value: Any) -> str:
+def csv_value(value: Any) -> str:
+    """A CSV cell: empty for ``None`` and NaN, floats with 10 significant digits."""
+    if value is None:
+        return ""
     if isinstance(value, float):
         return "" if math.isnan(value) else f"{value:.10g}"
     return str(value)
 
 
-def per_image_csv(results: Sequence[ImageResult]) -> str:
-    """The per_image.csv text: a header of :data:`PER_IMAGE_COLUMNS`, then one row per result (NaN as empty)."""
+def csv_text(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """CSV text: a header of ``columns``, then the rows (cells by :func:`csv_value`)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(PER_IMAGE_COLUMNS)
-    for result in sorted(results, key=lambda r: (ROUTES.index(r.route), r.sample.stem)):
-        writer.writerow(_csv_value(v) for v in result.row().values())
+    writer.writerow(columns)
+    writer.writerows([csv_value(v) for v in row] for row in rows)
     return buffer.getvalue()
+
+
+def per_image_csv(results: Sequence[ImageResult]) -> str:
+    """The per_image.csv text: a header of :data:`PER_IMAGE_COLUMNS`, then one row per result (NaN as empty)."""
+    ordered = sorted(results, key=lambda r: (ROUTES.index(r.route), r.sample.stem))
+    return csv_text(PER_IMAGE_COLUMNS, [list(r.row().values()) for r in ordered])
 
 
 def _number(value: float | None, digits: int = 1) -> str:

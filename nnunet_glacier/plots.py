@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 import cv2
+import matplotlib.style
 import numpy as np
 from matplotlib import colormaps, dates as mdates, ticker
 from matplotlib.axes import Axes
@@ -55,7 +58,24 @@ CAFFE_BASELINES_M = {"CaFFe baseline, zones (753 m)": 753.0, "CaFFe baseline, fr
 #: ``--by`` grouping -> per_image.csv column.
 GROUP_COLUMNS = {"glacier": "glacier", "season": "season", "sensor": "sensor", "resolution": "resolution_m"}
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
 _SENSOR_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "h")
+
+
+def house_style(plot: Callable[P, R]) -> Callable[P, R]:
+    """Draw with matplotlib's default style, whatever another library set globally.
+
+    nnU-Net's training logger calls ``seaborn.set(font_scale=2.5)``, which would
+    otherwise blow up every later figure of the same process.
+    """
+    @functools.wraps(plot)
+    def styled(*args: P.args, **kwargs: P.kwargs) -> R:
+        with matplotlib.style.context("default"):
+            return plot(*args, **kwargs)
+
+    return styled
 
 
 # --- saving ----------------------------------------------------------------------------------------------------
@@ -145,6 +165,7 @@ def zone_overlay_rgb(image: np.ndarray, zones: np.ndarray, alpha: float = ZONE_A
     return np.round(blended).astype(np.uint8)
 
 
+@house_style
 def plot_overlay(image: np.ndarray, out: str | Path | None = None, *, label_front: np.ndarray | None = None,
                  pred_front: np.ndarray | None = None, zones: np.ndarray | None = None,
                  bbox: caffe.BoundingBox | None = None, stem: str = "", mde_m: float | None = None,
@@ -290,6 +311,7 @@ def mde_series(csvs: Mapping[str, str | Path], by: str) -> dict[str, dict[str, l
     return series
 
 
+@house_style
 def plot_mde_boxplot(series: Mapping[str, Mapping[str, Sequence[float]]], out: str | Path | None = None, *,
                      by: str = "glacier", baselines: Mapping[str, float] = CAFFE_BASELINES_M,
                      formats: Sequence[str] = FORMATS) -> Figure:
@@ -348,6 +370,7 @@ def _group_sort_key(group: str) -> tuple[float, str]:
 
 # --- dataset timeline ------------------------------------------------------------------------------------------
 
+@house_style
 def plot_timeline(scenes: Sequence[Sample | SceneName], out: str | Path | None = None, *,
                   formats: Sequence[str] = FORMATS) -> Figure:
     """Acquisition dates of scenes: one row per glacier, colour and marker per sensor.
@@ -406,7 +429,7 @@ def select_glacier(samples: Sequence[Sample], glacier: str, where: str | Path) -
 
     Raises :class:`CaFFeError` naming ``where`` and the glaciers present if there is none.
     """
-    code = next((c for c, full in caffe.GLACIERS.items() if full.lower() == glacier.lower()), glacier)
+    code = caffe.glacier_code(glacier)
     selected = [s for s in samples if s.name.glacier.lower() == code.lower()]
     if not selected:
         present = sorted({s.name.glacier for s in samples})
@@ -424,16 +447,19 @@ def label_fronts(samples: Sequence[Sample], shape: tuple[int, int] | None = None
     return [(date, front) for date, front in fronts if shape is None or front.shape == shape]
 
 
+@house_style
 def plot_retreat(fronts: Sequence[tuple[dt.date, np.ndarray]], background: np.ndarray,
                  out: str | Path | None = None, *, title: str = "", cmap: str = "viridis",
-                 thickness_px: int | None = None, formats: Sequence[str] = FORMATS) -> Figure:
+                 thickness_px: int | None = None, centreline: np.ndarray | None = None,
+                 formats: Sequence[str] = FORMATS) -> Figure:
     """All fronts of one glacier over a grey SAR image, coloured by date, with a date colour bar.
 
     ``fronts`` are (date, front) pairs, a front being a mask or an ``(N, 2)``
     polyline of (x, y) pixels (see :func:`front_raster`); later fronts are
     drawn on top. ``background`` is a 2-D ``uint8`` image (e.g. the latest
     scene). Fronts are thickened to ``thickness_px`` (default
-    :func:`front_thickness_px`). Saved to ``out`` unless ``None``.
+    :func:`front_thickness_px`). ``centreline``, an ``(N, 2)`` polyline of
+    (x, y) pixels, is drawn as a dashed red line. Saved to ``out`` unless ``None``.
     """
     if not fronts:
         raise ValueError("no fronts to plot")
@@ -451,6 +477,10 @@ def plot_retreat(fronts: Sequence[tuple[dt.date, np.ndarray]], background: np.nd
     ax = fig.subplots()
     ax.imshow(background, cmap="gray", vmin=0, vmax=255)
     ax.imshow(layer)
+    if centreline is not None:
+        ax.plot(*np.asarray(centreline).T, "--", color="red", linewidth=1.5, label="centre line")
+        ax.set(xlim=(-0.5, width - 0.5), ylim=(height - 0.5, -0.5))
+        ax.legend(loc="lower right", fontsize="small")
     colourbar = fig.colorbar(ScalarMappable(norm, colour_map), ax=ax, label="front date", shrink=0.9)
     locator = mdates.AutoDateLocator()
     colourbar.ax.yaxis.set_major_locator(locator)
@@ -458,6 +488,41 @@ def plot_retreat(fronts: Sequence[tuple[dt.date, np.ndarray]], background: np.nd
     ax.set_xlabel("x (px)")
     ax.set_ylabel("y (px)")
     ax.set_title(title or f"{len(ordered)} fronts, {ordered[0][0]} to {ordered[-1][0]}")
+    if out is not None:
+        save_figure(fig, out, formats)
+    return fig
+
+
+@house_style
+def plot_front_positions(dates: Sequence[dt.date], change_m: Sequence[float], flagged: Sequence[bool],
+                         out: str | Path | None = None, *, title: str = "",
+                         formats: Sequence[str] = FORMATS) -> Figure:
+    """Front position change (m) over time: one marker per scene, hollow where ``flagged`` (check by hand).
+
+    Scenes without a position (NaN) are left out; a line joins the others in
+    date order. Saved to ``out`` unless ``None``.
+    """
+    known = [(d, c, f) for d, c, f in sorted(zip(dates, change_m, flagged)) if math.isfinite(c)]
+    if not known:
+        raise ValueError("no front positions to plot")
+    days, change, flag = zip(*known)
+    fig = Figure(figsize=(8, 4.5), layout="constrained")
+    ax = fig.subplots()
+    ax.plot(days, change, "-", color="0.6", linewidth=1, zorder=1)
+    ok = [i for i, f in enumerate(flag) if not f]
+    check = [i for i, f in enumerate(flag) if f]
+    ax.scatter([days[i] for i in ok], [change[i] for i in ok], color="C0", zorder=2, label="front")
+    if check:
+        ax.scatter([days[i] for i in check], [change[i] for i in check], facecolors="none", edgecolors="C3",
+                   zorder=2, label="needs check (quality.csv)")
+    ax.axhline(0, color="0.3", linewidth=0.8)
+    locator = mdates.AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    ax.set_ylabel("position change since first scene (m)\n(positive = advance)")
+    ax.set_title(title or f"front position change, {days[0]} to {days[-1]}")
+    ax.legend(fontsize="small")
+    ax.grid(alpha=0.3)
     if out is not None:
         save_figure(fig, out, formats)
     return fig

@@ -167,29 +167,42 @@ def _farthest(graph: csr_matrix, seeds: np.ndarray, piece: np.ndarray) -> tuple[
     return order[last_of_piece], predecessor
 
 
-def longest_paths(skeleton: np.ndarray) -> np.ndarray:
-    """Keep only the longest path through each 8-connected piece of a one-pixel skeleton.
+def ordered_paths(mask: np.ndarray) -> list[np.ndarray]:
+    """The longest path through each 8-connected piece of a ``bool`` mask, as ordered pixel coordinates.
 
-    Path length is measured in pixels along the 8-neighbour pixel graph
-    (diagonal steps count sqrt(2)). The path is found by a double sweep: the
-    pixel ``a`` farthest from any start pixel, then the pixel ``b`` farthest
-    from ``a``; ``a`` to ``b`` is the longest path of a tree-shaped skeleton.
-    Returns a ``bool`` mask.
+    Path length is measured along the 8-neighbour pixel graph (diagonal
+    steps count sqrt(2)). The path is found by a double sweep: the pixel
+    ``a`` farthest from any start pixel, then the pixel ``b`` farthest from
+    ``a``; the shortest path from ``b`` to ``a`` is the longest path of a
+    tree-shaped piece. Returns one ``(n, 2)`` ``int64`` array of
+    ``(row, col)`` per piece, consecutive pixels 8-neighbours, pieces in
+    raster order of their first pixel. Pixels off the path (spurs, the
+    inner corners of staircase lines) are not part of it.
     """
-    skeleton = np.asarray(skeleton) > 0
-    kept = np.zeros(skeleton.shape, dtype=bool)
-    if not skeleton.any():
-        return kept
-    coords, graph = _pixel_graph(skeleton)
-    pieces, _ = ndimage.label(skeleton, structure=EIGHT_CONNECTED)
+    mask = np.asarray(mask) > 0
+    if not mask.any():
+        return []
+    coords, graph = _pixel_graph(mask)
+    pieces, _ = ndimage.label(mask, structure=EIGHT_CONNECTED)
     piece = pieces[coords[:, 0], coords[:, 1]]
     first_of_piece = np.unique(piece, return_index=True)[1]
     ends_a, _ = _farthest(graph, first_of_piece, piece)
     ends_b, predecessor = _farthest(graph, ends_a, piece)
+    paths = []
     for node in ends_b:
+        path = []
         while node >= 0:  # walk back to the sweep's source, whose predecessor is negative
-            kept[coords[node, 0], coords[node, 1]] = True
+            path.append(node)
             node = predecessor[node]
+        paths.append(coords[path])
+    return paths
+
+
+def longest_paths(skeleton: np.ndarray) -> np.ndarray:
+    """Keep only the longest path (:func:`ordered_paths`) through each piece of a one-pixel skeleton; ``bool``."""
+    kept = np.zeros(np.shape(skeleton), dtype=bool)
+    for path in ordered_paths(skeleton):
+        kept[path[:, 0], path[:, 1]] = True
     return kept
 
 

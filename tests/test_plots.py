@@ -186,6 +186,41 @@ def test_retreat_map_from_masks_and_polylines(tmp_path):
     assert ax.get_title() == "2 fronts, 2010-01-01 to 2012-01-01"
 
 
+def test_retreat_map_draws_a_centreline():
+    background = np.zeros((20, 30), np.uint8)
+    fronts = [(dt.date(2010, 1, 1), np.array([[5, 2], [5, 18]]))]
+    fig = plots.plot_retreat(fronts, background, centreline=np.array([[0.0, 10.0], [29.0, 10.0]]))
+    (line,) = fig.axes[0].get_lines()
+    assert line.get_label() == "centre line" and list(line.get_xdata()) == [0.0, 29.0]
+
+
+def test_front_positions_hollow_for_flagged_scenes_and_skip_unknown(tmp_path):
+    dates = [dt.date(2019, 1, 1), dt.date(2019, 6, 1), dt.date(2020, 1, 1), dt.date(2020, 6, 1)]
+    fig = plots.plot_front_positions(dates, [0.0, -120.0, float("nan"), -300.0], [False, True, False, False],
+                                     tmp_path / "position")
+    _assert_written([tmp_path / "position.png", tmp_path / "position.pdf"])
+    ok, flagged = fig.axes[0].collections
+    assert len(ok.get_offsets()) == 2 and len(flagged.get_offsets()) == 1  # the NaN scene is left out
+    assert flagged.get_facecolors().size == 0 or flagged.get_facecolors()[0][3] == 0  # hollow
+    with pytest.raises(ValueError, match="no front positions"):
+        plots.plot_front_positions(dates[:1], [float("nan")], [False])
+
+
+def test_figures_ignore_global_style_changes():
+    """nnU-Net's logger calls seaborn.set(font_scale=2.5); our figures must keep matplotlib's defaults."""
+    import matplotlib
+
+    default_size = matplotlib.rcParamsDefault["font.size"]
+    front = [(dt.date(2010, 1, 1), np.array([[1, 1], [8, 8]]))]
+    with matplotlib.rc_context({"font.size": 4 * default_size, "axes.facecolor": "black"}):
+        fig = plots.plot_retreat(front, np.zeros((10, 10), np.uint8))
+        unstyled = plots.plot_retreat.__wrapped__(front, np.zeros((10, 10), np.uint8))
+    assert unstyled.axes[0].xaxis.label.get_fontsize() == 4 * default_size  # what the global style would do
+    ax = fig.axes[0]
+    assert ax.xaxis.label.get_fontsize() == default_size
+    assert ax.get_facecolor()[:3] == (1.0, 1.0, 1.0)
+
+
 def test_label_retreat_on_real_sample(tmp_path, caffe_256):
     samples = caffe.discover(caffe_256, require_labels=False)
     fig = plots.plot_label_retreat(samples, "Jorum", tmp_path / "jorum.png", where=caffe_256)
