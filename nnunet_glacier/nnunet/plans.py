@@ -158,6 +158,7 @@ def write_configuration(experiment: Experiment, workspace: Workspace) -> dict:
     base_2d = plans["configurations"][BASE_CONFIGURATION]
     patch, batch = _patch_and_batch(experiment, workspace, base_2d)
     configuration = configuration_for(experiment, base_2d, patch, batch)
-    plans["configurations"][experiment.configuration] = configuration
-    write_json(path, plans)
+    if plans["configurations"].get(experiment.configuration) != configuration:
+        plans["configurations"][experiment.configuration] = configuration
+        write_json(path, plans)
     return configuration
