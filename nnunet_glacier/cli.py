@@ -10,8 +10,10 @@ import sys
 from pathlib import Path
 
 from nnunet_glacier import __version__
-from nnunet_glacier.caffe import CaFFeError
+from nnunet_glacier.caffe import SPLITS, CaFFeError
 from nnunet_glacier.experiments import EXPERIMENT_ORDER, ConfigError, profiles
+from nnunet_glacier.reproduce import STEPS
+from nnunet_glacier.workspace import DEFAULT_WORK
 
 
 def _add_work(parser: argparse.ArgumentParser) -> None:
@@ -36,6 +38,21 @@ def _add_device(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                         help="compute device (default: auto = CUDA if available, else CPU)")
 
+
+def _add_run_options(parser: argparse.ArgumentParser, *, default_work: Path | None = None,
+                     default_profile: str = "paper") -> None:
+    parser.add_argument("--work", type=Path, default=default_work or DEFAULT_WORK,
+                        help=f"work directory (default: {default_work or DEFAULT_WORK})")
+    parser.add_argument("--profile", default=default_profile, choices=profiles(),
+                        help=f"size profile from configs/profiles (default: {default_profile})")
+    parser.add_argument("--folds", type=int, nargs="+", default=None, choices=range(5), metavar="K",
+                        help="folds to train and ensemble (default: the profile's)")
+    _add_device(parser)
+    _add_pixel_size(parser)
+    parser.add_argument("--no-mirroring", action="store_true", help="predict without test-time mirroring")
+    parser.add_argument("--max-epochs", type=int, default=None, help="override the profile's number of epochs")
+    parser.add_argument("--iterations", type=int, default=None, help="override training iterations per epoch")
+
 def _experiment_choice(parser: argparse.ArgumentParser, *, many: bool) -> None:
     if many:
         parser.add_argument("--experiments", nargs="+", default=["all"], choices=[*EXPERIMENT_ORDER, "all"],
@@ -54,6 +71,38 @@ def _cmd_export(args: argparse.Namespace) -> int:
     folder = export_dataset(args.data, get_experiment(args.experiment, args.profile), workspace.raw,
                             pixel_size=args.pixel_size, num_workers=args.workers)
     print(f"wrote {folder}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from nnunet_glacier.evaluate import evaluate_predictions, format_tables
+
+    evaluation = evaluate_predictions(args.predictions, args.data, split=args.split, out=args.out,
+                                      pixel_size=args.pixel_size, save_fronts=not args.no_save_fronts,
+                                      workers=args.workers)
+    print(format_tables(evaluation.summary))
+    print(f"wrote {evaluation.out / 'summary.json'} and per_image.csv")
+    return 0
+
+
+def _named_glob(text: str) -> tuple[str, str]:
+    """``NAME=GLOB`` with both parts non-empty."""
+    name, sep, pattern = text.partition("=")
+    if not sep or not name or not pattern:
+        raise argparse.ArgumentTypeError(f"expected NAME=GLOB, got {text!r}")
+    return name, pattern
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from nnunet_glacier.compare import compare_runs, comparison_markdown, write_comparison
+
+    runs = dict(args.runs)
+    if len(runs) != len(args.runs):
+        print("error: --runs names must be unique", file=sys.stderr)
+        return 2
+    comparison = compare_runs(runs)
+    print(comparison_markdown(comparison), end="")
+    print("wrote " + ", ".join(map(str, write_comparison(comparison, args.out))))
     return 0
 
 
@@ -229,6 +278,47 @@ def _add_plot_commands(commands: argparse._SubParsersAction) -> None:
                             help="CaFFe splits (default: train test)")
 
 
+def _reproduction(args: argparse.Namespace, experiments: list[str], data: Path):
+    from nnunet_glacier.experiments import select
+    from nnunet_glacier.reproduce import Reproduction
+
+    return Reproduction(data=data, work=args.work, experiments=select(experiments, args.profile), folds=args.folds,
+                        device=args.device, pixel_size=args.pixel_size, mirroring=not args.no_mirroring,
+                        max_epochs=args.max_epochs, iterations=args.iterations)
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from nnunet_glacier.reproduce import run_reproduction
+
+    run = _reproduction(args, args.experiments, args.data)
+    run_reproduction(run, args.steps)
+    if "report" in args.steps:
+        print(f"report: {run.report_dir / 'report.md'}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from nnunet_glacier.reproduce import run_demo
+
+    report = run_demo(_reproduction(args, args.experiments, args.data), n_train=args.n_train, n_test=args.n_test,
+                      size=args.size, seed=args.seed)
+    print(f"demo finished; report: {report}")
+    return 0
+
+
+def _cmd_slurm(args: argparse.Namespace) -> int:
+    from nnunet_glacier.experiments import select
+    from nnunet_glacier.slurm import ClusterSettings, write_slurm_jobs
+
+    settings = ClusterSettings(partition=args.partition, account=args.account, gpus_per_fold=args.gpus,
+                               cpus=args.cpus, memory_gb=args.memory, train_hours=args.train_hours,
+                               setup=args.setup)
+    written = write_slurm_jobs(select(args.experiments, args.profile), args.data, args.work or Path("work"),
+                               args.out, settings)
+    print(f"wrote {len(written)} files to {args.out}; submit with: bash {args.out / 'submit_all.sh'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nnunet-glacier",
@@ -246,6 +336,33 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pixel_size(export)
     export.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
     export.set_defaults(handler=_cmd_export)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="post-process predictions and compute MDE and zone metrics (CaFFe-exact)",
+        description="Evaluate every route present in a predictions folder (<stem>_zones.png, <stem>_front.png, "
+                    "<stem>_fused.png) against a CaFFe split: post-processing, bounding boxes, MDE (pooled, mean, "
+                    "median) and zone IoU/precision/recall/F1, with breakdowns. Writes summary.json, "
+                    "per_image.csv and <stem>_front_post.png.")
+    evaluate.add_argument("--predictions", type=Path, required=True, help="folder of prediction PNGs")
+    evaluate.add_argument("--data", type=Path, required=True, help="CaFFe root (sar_images/, zones/, fronts/)")
+    evaluate.add_argument("--split", default="test", choices=SPLITS, help="CaFFe split (default: test)")
+    evaluate.add_argument("--out", type=Path, default=None,
+                          help="output folder (default: PREDICTIONS/evaluation)")
+    _add_pixel_size(evaluate)
+    evaluate.add_argument("--no-save-fronts", action="store_true",
+                          help="do not write the post-processed fronts <stem>_front_post.png")
+    evaluate.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
+    evaluate.set_defaults(handler=_cmd_evaluate)
+
+    compare = commands.add_parser(
+        "compare", help="experiments' fold results side by side with Welch t-tests",
+        description="Per experiment and route: mean ± std over folds of the pooled MDE and the macro zone IoU; "
+                    "Welch t-tests between every pair on the fold-level MDE. Writes compare.json and compare.md.")
+    compare.add_argument("--runs", type=_named_glob, nargs="+", required=True, metavar="NAME=GLOB",
+                         help="an experiment's name and a glob matching its folds' summary.json files "
+                              "(quote it, e.g. 'fused=work/evaluation/fused/fold_*/summary.json')")
+    compare.add_argument("--out", type=Path, default=Path("."), help="output folder (default: .)")
+    compare.set_defaults(handler=_cmd_compare)
 
     synth = commands.add_parser("synth", help="write synthetic CaFFe-like scenes (for tests and the demo)",
                                 description="Write seeded synthetic fjord scenes in the CaFFe layout and naming: "
@@ -305,6 +422,48 @@ def build_parser() -> argparse.ArgumentParser:
     _add_profile(predict)
     _add_device(predict)
     predict.set_defaults(handler=_cmd_predict)
+
+    reproduce = commands.add_parser(
+        "reproduce", help="the paper end to end: export, plan, train, predict, ensemble, evaluate, report",
+        description="Run the method's steps for the chosen experiments. Every step skips what is complete, so "
+                    "re-running the command resumes an interrupted reproduction.")
+    reproduce.add_argument("--data", type=Path, required=True, help="CaFFe root (sar_images/, zones/, fronts/)")
+    _experiment_choice(reproduce, many=True)
+    reproduce.add_argument("--steps", nargs="+", default=list(STEPS), choices=STEPS, metavar="STEP",
+                           help=f"steps to run, in this order: {', '.join(STEPS)} (default: all)")
+    _add_run_options(reproduce)
+    reproduce.set_defaults(handler=_cmd_reproduce)
+
+    demo = commands.add_parser("demo", help="see the whole method work on a laptop in minutes (no data, no GPU)",
+                               description="Write synthetic CaFFe-like scenes (or use --data), train the fused-label "
+                                           "model briefly, predict, evaluate and write a report with overlays.")
+    demo.add_argument("--data", type=Path, default=None, help="a CaFFe root to use instead of synthetic scenes")
+    demo.add_argument("--experiments", nargs="+", default=["fused"], choices=[*EXPERIMENT_ORDER, "all"],
+                      metavar="NAME", help="experiments to run (default: fused)")
+    demo.add_argument("--n-train", type=int, default=24, help="synthetic training scenes (default: 24)")
+    demo.add_argument("--n-test", type=int, default=6, help="synthetic test scenes (default: 6)")
+    demo.add_argument("--size", type=int, default=256, help="synthetic scene edge in pixels (default: 256)")
+    demo.add_argument("--seed", type=int, default=1, help="seed of the synthetic scenes (default: 1)")
+    _add_run_options(demo, default_work=Path("demo"), default_profile="demo")
+    demo.set_defaults(handler=_cmd_demo)
+
+    slurm = commands.add_parser("slurm", help="write SLURM job scripts (fold arrays, dependencies) from the configs",
+                                description="Per experiment: a prepare job, a job array over the folds and a "
+                                            "finish job (predict, ensemble, evaluate); then a report job; and "
+                                            "submit_all.sh chaining them with dependencies.")
+    slurm.add_argument("--data", type=Path, required=True, help="CaFFe root as seen from the cluster nodes")
+    slurm.add_argument("--out", type=Path, required=True, help="folder for the job scripts")
+    _experiment_choice(slurm, many=True)
+    _add_work(slurm)
+    _add_profile(slurm)
+    slurm.add_argument("--partition", default=None, help="SLURM partition")
+    slurm.add_argument("--account", default=None, help="SLURM account")
+    slurm.add_argument("--gpus", type=int, default=1, help="GPUs per fold (default: 1)")
+    slurm.add_argument("--cpus", type=int, default=8, help="CPUs per job (default: 8)")
+    slurm.add_argument("--memory", type=int, default=32, help="memory per job in GB (default: 32)")
+    slurm.add_argument("--train-hours", type=int, default=48, help="time limit of a fold's training (default: 48)")
+    slurm.add_argument("--setup", default="", help="shell run first in every job, e.g. 'module load cuda'")
+    slurm.set_defaults(handler=_cmd_slurm)
 
     _add_plot_commands(commands)
     return parser

@@ -30,3 +30,29 @@ def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("synthetic_caffe")
     generate_caffe(root, n_train=8, n_test=4, size=(128, 128), seed=0, with_bounding_boxes=True)
     return root
+
+
+#: The README's demo at its smallest size, with two folds so that ensembles (and their agreement) are real.
+DEMO_ARGS = ["--n-train", "12", "--n-test", "3", "--size", "128", "--max-epochs", "10", "--iterations", "15",
+             "--folds", "0", "1", "--device", "cpu"]
+
+
+@pytest.fixture(scope="session")
+def demo_work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A work folder after ``nnunet-glacier demo`` at :data:`DEMO_ARGS`: a tiny trained fused-label model
+    (two folds), its predictions, evaluation and report (a few minutes on two CPU cores)."""
+    from nnunet_glacier.cli import main
+
+    work = tmp_path_factory.mktemp("demo") / "demo"
+    assert main(["demo", "--work", str(work), *DEMO_ARGS]) == 0
+    return work
+
+
+@pytest.fixture(scope="session")
+def demo_model(demo_work: Path) -> Path:
+    """The demo's trained model folder (an nnU-Net results folder with fold_0/ and fold_1/)."""
+    from nnunet_glacier.experiments import get_experiment
+    from nnunet_glacier.nnunet.training import model_folder
+    from nnunet_glacier.workspace import Workspace
+
+    return model_folder(Workspace.from_work_dir(demo_work), get_experiment("fused", "demo"))

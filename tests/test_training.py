@@ -13,6 +13,7 @@ epochs of 2 iterations). Each experiment then:
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -135,3 +136,27 @@ def test_experiment_trains_resumes_and_predicts(experiment_name, workspace, synt
             assert ensemble[task].shape == (TASKS[task].n_classes, *read_grey(image_file).shape)
     check_against_nnunet_predictor(model_folder(workspace, experiment), next(test_images.glob("*.png")),
                                    out / "fold_0", experiment)
+
+
+def test_reproduce_runs_all_six_experiments_and_resumes(workspace, synthetic_root):
+    """``reproduce`` end to end on the module's work directory (folds already trained above are skipped)."""
+    work = workspace.raw.parent
+    args = ["reproduce", "--data", str(synthetic_root), "--work", str(work), "--profile", PROFILE,
+            "--folds", "0", "1", "--device", "cpu", "--no-mirroring"]
+    assert main(args) == 0
+    report = json.loads((work / "report" / "report.json").read_text())
+    assert list(report["experiments"]) == list(EXPERIMENT_ORDER)
+    for name, experiment in report["experiments"].items():
+        assert experiment["n_folds"] == 2
+        routes = set(experiment["routes"])
+        assert routes == set(get_experiment(name).evaluation.routes), name
+    assert len(report["comparison"]["welch_mde"]) > 0  # Table A1: pairs of experiment routes
+    markdown = (work / "report" / "report.md").read_text()
+    assert all(f"| {name} |" in markdown for name in EXPERIMENT_ORDER)
+
+    finished = {p: p.stat().st_mtime for p in (work / "evaluation").rglob("summary.json")}
+    checkpoints = {p: p.stat().st_mtime for p in workspace.results.rglob("checkpoint_final.pth")}
+    assert len(finished) == 6 * 3 and len(checkpoints) == 6 * 2
+    assert main(args) == 0  # resumed run: nothing left to do
+    assert {p: p.stat().st_mtime for p in (work / "evaluation").rglob("summary.json")} == finished
+    assert {p: p.stat().st_mtime for p in workspace.results.rglob("checkpoint_final.pth")} == checkpoints
