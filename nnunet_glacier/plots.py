@@ -180,7 +180,10 @@ def plot_overlay(image: np.ndarray, out: str | Path | None = None, *, label_fron
     fig = Figure(figsize=(5.5 * panels, 5.5 * height / width + 0.9), layout="constrained")
     axes = fig.subplots(1, panels, squeeze=False)[0]
     axes[0].imshow(front_overlay_rgb(image, label_front, pred_front, bbox=bbox, thickness_px=thickness_px))
-    legend = [("label front", LABEL_FRONT_RGB), ("predicted front", PRED_FRONT_RGB), ("both", OVERLAP_RGB)]
+    legend = [(name, colour) for name, colour, drawn in (
+        ("label front", LABEL_FRONT_RGB, label_front is not None),
+        ("predicted front", PRED_FRONT_RGB, pred_front is not None),
+        ("both", OVERLAP_RGB, label_front is not None and pred_front is not None)) if drawn]
     if bbox is not None:
         legend.append(("bounding box", BBOX_RGB))
     _patch_legend(axes[0], legend)
@@ -200,6 +203,8 @@ def plot_overlay(image: np.ndarray, out: str | Path | None = None, *, label_fron
 
 def _patch_legend(ax: Axes, entries: Sequence[tuple[str, Sequence[int]]]) -> None:
     """A legend of colour patches below ``ax``; colours are RGB 0..255."""
+    if not entries:
+        return
     handles = [Patch(facecolor=np.asarray(rgb) / 255, edgecolor="0.3", label=name) for name, rgb in entries]
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncols=min(len(handles), 4),
               fontsize="small", frameon=False)

@@ -92,6 +92,15 @@ def test_plot_overlay_figure(tmp_path, caffe_256):
     assert len(zones_ax.get_legend().get_texts()) == 4
 
 
+def test_overlay_legend_lists_only_what_is_drawn():
+    image = np.full((20, 20), GREY, np.uint8)
+    front = np.zeros((20, 20), bool)
+    front[5, 2:18] = True
+    (ax,) = plots.plot_overlay(image, pred_front=front).axes  # detect's overlay: no label front
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["predicted front"]
+    assert plots.plot_overlay(image).axes[0].get_legend() is None
+
+
 def test_save_figure_formats(tmp_path):
     fig = plots.plot_timeline([caffe.SceneName.parse("JAC_2011-04-10_TSX_7_1_1")])
     assert plots.save_figure(fig, tmp_path / "a.png") == [tmp_path / "a.png", tmp_path / "a.pdf"]
