@@ -145,7 +145,9 @@ def write_prediction(prediction: ScenePrediction, out_dir: Path, stem: str, save
 
 
 @dataclass
-class PredictionReport:
+class RunReport:
+    """What a run over scenes did: stems written, stems skipped (already done), failures (file, problem)."""
+
     written: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
@@ -153,7 +155,7 @@ class PredictionReport:
 
 def predict_images(predictor: GlacierPredictor, images: list[Path], out_dir: str | Path, *,
                    per_fold: bool = False, save_probabilities: bool = False,
-                   progress: bool = True) -> PredictionReport:
+                   progress: bool = True) -> RunReport:
     """Predict PNG scenes into ``out_dir`` (ensemble) and, with ``per_fold``, ``out_dir/fold_K``.
 
     Scenes whose outputs all exist are skipped (re-runs resume); a scene that
@@ -161,7 +163,7 @@ def predict_images(predictor: GlacierPredictor, images: list[Path], out_dir: str
     """
     out_dir = Path(out_dir)
     fold_dirs = [out_dir / f"fold_{k}" for k in predictor.folds] if per_fold else []
-    report = PredictionReport()
+    report = RunReport()
     for image_path in tqdm(images, desc=f"predict {predictor.model_dir.name}", disable=not progress):
         stem = image_path.stem.removesuffix("_0000")
         expected = [p for d in [out_dir, *fold_dirs] for p in output_paths(d, stem, predictor.tasks,
@@ -180,15 +182,3 @@ def predict_images(predictor: GlacierPredictor, images: list[Path], out_dir: str
         report.written.append(stem)
     return report
 
-
-def list_images(source: str | Path) -> list[Path]:
-    """PNG scenes of a folder (sorted), or the single file given."""
-    source = Path(source)
-    if source.is_file():
-        return [source]
-    if not source.is_dir():
-        raise CaFFeError(source, "no such file or folder")
-    images = sorted(source.glob("*.png"))
-    if not images:
-        raise CaFFeError(source, "no PNG images in folder")
-    return images
