@@ -8,12 +8,16 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nnunet_glacier import __version__
 from nnunet_glacier.caffe import SPLITS, CaFFeError
 from nnunet_glacier.experiments import EXPERIMENT_ORDER, ConfigError, profiles
 from nnunet_glacier.reproduce import STEPS
 from nnunet_glacier.workspace import DEFAULT_WORK
+
+if TYPE_CHECKING:
+    from nnunet_glacier.nnunet.predict import RunReport
 
 
 def _add_work(parser: argparse.ArgumentParser) -> None:
@@ -151,9 +155,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _finish_run(report: RunReport, what: str, where: str) -> int:
+    """Print a run's counts and failures; exit code 1 if any scene failed."""
+    print(f"{what}: {len(report.written)} scenes written, {len(report.skipped)} already done, "
+          f"{len(report.failed)} failed {where}")
+    for path, problem in report.failed:
+        print(f"error: {path}: {problem}", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     from nnunet_glacier.experiments import get_experiment
-    from nnunet_glacier.nnunet.predict import GlacierPredictor, list_images, predict_images
+    from nnunet_glacier.geo import PNG_SUFFIXES, list_scenes
+    from nnunet_glacier.nnunet.predict import GlacierPredictor, predict_images
     from nnunet_glacier.nnunet.training import model_folder
     from nnunet_glacier.workspace import Workspace
 
@@ -162,13 +176,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         args.model = model_folder(workspace, get_experiment(args.experiment, args.profile))
     predictor = GlacierPredictor(args.model, args.folds, device=args.device, step_size=args.step_size,
                                  mirroring=not args.no_mirroring)
-    report = predict_images(predictor, list_images(args.input), args.output, per_fold=args.per_fold,
-                            save_probabilities=args.save_probabilities)
-    print(f"folds {predictor.folds}: {len(report.written)} predicted, {len(report.skipped)} already done, "
-          f"{len(report.failed)} failed -> {args.output}")
-    for path, problem in report.failed:
-        print(f"error: {path}: {problem}", file=sys.stderr)
-    return 1 if report.failed else 0
+    report = predict_images(predictor, list_scenes(args.input, PNG_SUFFIXES), args.output,
+                            per_fold=args.per_fold, save_probabilities=args.save_probabilities)
+    return _finish_run(report, f"folds {predictor.folds}", f"-> {args.output}")
 
 
 def _cmd_plot_overlays(args: argparse.Namespace) -> int:
@@ -304,6 +314,80 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                       size=args.size, seed=args.seed)
     print(f"demo finished; report: {report}")
     return 0
+
+
+def _cmd_detect(args: argparse.Namespace) -> int:
+    from nnunet_glacier.detect import QUALITY_CSV, QualitySettings, detect
+    from nnunet_glacier.evaluate import Settings
+    from nnunet_glacier.geo import list_scenes
+    from nnunet_glacier.nnunet.predict import GlacierPredictor
+
+    scenes = list_scenes(args.input)
+    predictor = GlacierPredictor(args.model, args.folds, device=args.device, mirroring=not args.no_mirroring)
+    report = detect(predictor, scenes, args.output, pixel_size_m=args.pixel_size, glacier=args.glacier,
+                    settings=Settings(min_length_m=args.min_length_m),
+                    quality=QualitySettings(length_factor=args.length_factor,
+                                            max_disagreement=args.max_disagreement))
+    return _finish_run(report, f"folds {predictor.folds}", f"-> {args.output} (flags: {args.output / QUALITY_CSV})")
+
+
+def _cmd_retreat(args: argparse.Namespace) -> int:
+    from nnunet_glacier.retreat import retreat
+
+    written = retreat(args.out_dir, glacier=args.glacier, centreline=args.centreline, dest=args.output)
+    for glacier, paths in written.items():
+        print(f"{glacier}: " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def _add_detect_commands(commands: argparse._SubParsersAction) -> None:
+    from nnunet_glacier.detect import QualitySettings
+    from nnunet_glacier.postprocess import MIN_FRONT_LENGTH_M
+
+    defaults = QualitySettings()
+    detect = commands.add_parser(
+        "detect", help="fronts for new scenes: GeoTIFF/PNG in, georeferenced masks, GeoJSON lines, quality flags",
+        description="Run a trained model (the fold ensemble) over PNG or GeoTIFF scenes. Per scene: zone and "
+                    "front masks (GeoTIFF with the input's CRS when georeferenced, else PNG), the front as "
+                    "GeoJSON LineStrings in order along it, an overlay PNG; for the folder: quality.csv "
+                    "flagging scenes to check by hand. Scenes already done are skipped; a failing scene is "
+                    "reported (exit code 1) and the others finish.")
+    detect.add_argument("-m", "--model", type=Path, required=True,
+                        help="a trained model: an nnU-Net results folder holding fold_K/checkpoint_final.pth")
+    detect.add_argument("-i", "--input", type=Path, required=True,
+                        help="a scene (.png, .tif, .tiff) or a folder of them")
+    detect.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    detect.add_argument("--folds", type=int, nargs="+", default=None, metavar="K",
+                        help="folds to ensemble (default: every trained fold)")
+    _add_device(detect)
+    detect.add_argument("--pixel-size", type=float, default=None, metavar="METRES",
+                        help="pixel size for scenes neither georeferenced (projected CRS) nor CaFFe-named")
+    detect.add_argument("--glacier", default=None,
+                        help="glacier name for scenes whose file name does not say it (default: unknown)")
+    detect.add_argument("--no-mirroring", action="store_true", help="disable test-time mirroring (4x faster)")
+    detect.add_argument("--min-length-m", type=float, default=MIN_FRONT_LENGTH_M,
+                        help=f"drop front pieces of at most this length in metres (default: {MIN_FRONT_LENGTH_M:g})")
+    detect.add_argument("--length-factor", type=float, default=defaults.length_factor,
+                        help="flag fronts longer or shorter than the glacier's median length by this factor "
+                             f"(default: {defaults.length_factor:g})")
+    detect.add_argument("--max-disagreement", type=float, default=defaults.max_disagreement,
+                        help="flag scenes whose folds disagree more than this along the front, 0..1 "
+                             f"(default: {defaults.max_disagreement:g})")
+    detect.set_defaults(handler=_cmd_detect)
+
+    retreat = commands.add_parser(
+        "retreat", help="front time series of a detect folder: fronts by date, position change over time",
+        description="Per glacier of a detect output folder: all fronts coloured by date over the latest scene, "
+                    "and the front position change over time along a centre line (--centreline) or the mean "
+                    "front-normal direction. Writes <glacier>_fronts.png/pdf, <glacier>_position.csv and "
+                    "<glacier>_position.png/pdf.")
+    retreat.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="a folder written by `nnunet-glacier detect`")
+    retreat.add_argument("--centreline", type=Path, default=None, metavar="FILE",
+                         help="glacier centre line, upstream to ocean, in the scenes' coordinates: GeoJSON "
+                              "LineString or CSV with x,y columns (default: the mean front-normal direction)")
+    retreat.add_argument("--glacier", default=None, help="only this glacier (code or name; default: all)")
+    retreat.add_argument("-o", "--output", type=Path, default=None, help="output folder (default: OUT_DIR/retreat)")
+    retreat.set_defaults(handler=_cmd_retreat)
 
 
 def _cmd_slurm(args: argparse.Namespace) -> int:
@@ -465,6 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
     slurm.add_argument("--setup", default="", help="shell run first in every job, e.g. 'module load cuda'")
     slurm.set_defaults(handler=_cmd_slurm)
 
+    _add_detect_commands(commands)
     _add_plot_commands(commands)
     return parser
 

@@ -1,0 +1,183 @@
+"""``detect`` with a tiny trained model over PNG, GeoTIFF and corrupt scenes; ``retreat`` on its outputs."""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from collections import defaultdict
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.crs import CRS
+from rasterio.transform import from_origin
+
+from nnunet_glacier import geo
+from nnunet_glacier.caffe import read_grey
+from nnunet_glacier.cli import main
+from nnunet_glacier.detect import QUALITY_COLUMNS, QualitySettings, choose_route, detect, ensemble_disagreement, \
+    quality_rows
+from nnunet_glacier.nnunet.predict import GlacierPredictor
+
+UTM_22N = CRS.from_epsg(32622)
+TRANSFORM = from_origin(480_000.0, 7_670_000.0, 40.0, 40.0)
+GEOTIFF_STEM = "fjord_2021-06-01"
+
+
+# --- units: route, agreement, quality flags ---------------------------------------------------------------------
+
+def test_route_prefers_fused_then_zone_then_front():
+    assert choose_route(["zone", "front"]) == "zone"
+    assert choose_route(["fused"]) == "fused"
+    assert choose_route(["front"]) == "front"
+    with pytest.raises(ValueError, match="boundary"):
+        choose_route(["boundary"])
+
+
+def test_disagreement_is_total_variation_from_the_mean():
+    certain_a = np.zeros((2, 2, 2))
+    certain_a[0] = 1
+    certain_b = 1 - certain_a
+    everywhere = np.ones((2, 2), dtype=bool)
+    assert ensemble_disagreement([certain_a, certain_a], everywhere) == 0
+    assert ensemble_disagreement([certain_a, certain_b], everywhere) == pytest.approx(0.5)
+    five = [np.eye(5)[k][:, None, None] * np.ones((5, 1, 1)) for k in range(5)]
+    assert ensemble_disagreement(five, np.ones((1, 1), bool)) == pytest.approx(0.8)  # 1 - 1/5
+    mixed = certain_a.copy()
+    mixed[:, 0, 0] = [0.6, 0.4]  # differs from certain_a by 0.4 at one pixel: 0.2 from their mean
+    only_that = np.zeros((2, 2), dtype=bool)
+    only_that[0, 0] = True
+    assert ensemble_disagreement([certain_a, mixed], only_that) == pytest.approx(0.2)
+    assert ensemble_disagreement([certain_a], everywhere) is None
+    assert ensemble_disagreement([certain_a, certain_b], ~everywhere) is None
+
+
+def record(stem, length_m, *, segments=1, disagreement=0.05, glacier="JAC"):
+    return {"stem": stem, "glacier": glacier, "date": "2020-01-01", "pixel_size_m": 20.0,
+            "pixel_size_source": "name", "coordinates": {"kind": "pixel"}, "route": "zone", "folds": [0, 1],
+            "n_segments": segments, "front_length_m": length_m, "disagreement": disagreement}
+
+
+def test_quality_flags_name_the_scenes_to_check():
+    records = [record("a", 10_000), record("b", 11_000), record("c", 9_000), record("d", 30_000),
+               record("e", 0, segments=0, disagreement=None), record("f", 10_500, disagreement=0.4),
+               record("g", 50_000, glacier="COL")]
+    rows = {row["stem"]: row for row in quality_rows(records, QualitySettings())}
+    assert rows["a"]["usual_length_m"] == 10_500  # median of the five JAC fronts
+    assert not rows["a"]["needs_check"] and not rows["c"]["needs_check"]
+    assert rows["d"]["length_outlier"] and rows["d"]["length_ratio"] == pytest.approx(30_000 / 10_500)
+    assert rows["e"]["no_front"] and rows["e"]["needs_check"] and rows["e"]["length_ratio"] is None
+    assert rows["f"]["low_agreement"] and not rows["f"]["length_outlier"]
+    assert rows["g"]["usual_length_m"] is None and not rows["g"]["needs_check"]  # one COL scene: no usual length
+
+
+# --- a tiny trained model over a folder of scenes ----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def scenes(demo_work, tmp_path_factory):
+    """The demo's synthetic test scenes as PNGs, one of them also as a GeoTIFF, and a corrupt GeoTIFF."""
+    folder = tmp_path_factory.mktemp("scenes")
+    pngs = sorted((demo_work / "data" / "sar_images" / "test").glob("*.png"))
+    for png in pngs:
+        shutil.copy(png, folder / png.name)
+    image = read_grey(pngs[0])
+    with rasterio.open(folder / f"{GEOTIFF_STEM}.tif", "w", driver="GTiff", width=image.shape[1],
+                       height=image.shape[0], count=1, dtype="uint8", crs=UTM_22N, transform=TRANSFORM) as dst:
+        dst.write(image, 1)
+    (folder / "broken.tif").write_bytes(b"II*\x00 this is not a TIFF")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def detected(demo_model, scenes, tmp_path_factory):
+    """``nnunet-glacier detect`` over the scenes folder: (exit code, output folder)."""
+    out = tmp_path_factory.mktemp("detect")
+    code = main(["detect", "-m", str(demo_model), "-i", str(scenes), "-o", str(out), "--device", "cpu",
+                 "--no-mirroring"])
+    return code, out
+
+
+def records(out):
+    return {p.name.removesuffix("_detect.json"): json.loads(p.read_text()) for p in out.glob("*_detect.json")}
+
+
+def test_corrupt_scene_fails_alone(detected, scenes):
+    code, out = detected
+    assert code == 1  # a scene failed
+    stems = {p.stem for p in scenes.iterdir()} - {"broken"}
+    assert set(records(out)) == stems
+    assert not list(out.glob("broken*"))
+
+
+def test_two_folds_are_ensembled_and_outputs_are_complete(detected):
+    _, out = detected
+    for stem, record in records(out).items():
+        assert record["folds"] == [0, 1] and record["route"] == "fused"
+        for name in record["outputs"].values():
+            assert (out / name).stat().st_size > 0
+        if record["n_segments"]:
+            assert 0 <= record["disagreement"] <= 0.5  # two folds: total variation from their mean is <= 1/2
+
+
+def test_geotiff_scene_gets_georeferenced_masks(detected):
+    _, out = detected
+    record = records(out)[GEOTIFF_STEM]
+    assert record["pixel_size_source"] == "transform" and record["pixel_size_m"] == 40.0
+    assert record["coordinates"]["epsg"] == 32622
+    for suffix in ("_zones", "_front"):
+        with rasterio.open(out / f"{GEOTIFF_STEM}{suffix}.tif") as src:
+            assert src.crs == UTM_22N and src.transform == TRANSFORM
+
+
+def test_geojson_lines_lie_on_the_predicted_front_pixels(detected):
+    _, out = detected
+    checked = 0
+    for stem, record in records(out).items():
+        front = geo.read_scene(out / record["outputs"]["front"], pixel_size_m=1.0).image > 0
+        lines = geo.read_front_geojson(out / record["outputs"]["front_lines"])
+        assert len(lines) == record["n_segments"]
+        for line in lines:
+            xy = line if record["transform"] is None else geo.map_to_pixel(line, TRANSFORM)
+            cols, rows = np.floor(xy).astype(int).T
+            assert front[rows, cols].all()
+            assert (np.abs(np.diff(np.column_stack([rows, cols]), axis=0)).max(axis=1) == 1).all()
+            checked += len(line)
+    assert checked > 0, "the tiny model found no front in any scene"
+
+
+def test_quality_csv_has_a_row_per_scene(detected):
+    _, out = detected
+    with (out / "quality.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert tuple(rows[0]) == QUALITY_COLUMNS
+    assert {row["stem"] for row in rows} == set(records(out))
+    for row in rows:
+        flagged = {row[flag] == "True" for flag in ("no_front", "length_outlier", "low_agreement")}
+        assert (row["needs_check"] == "True") == (True in flagged)
+
+
+def test_rerun_skips_done_scenes(detected, demo_model, scenes):
+    _, out = detected
+    before = {p.name: p.stat().st_mtime_ns for p in out.glob("*_detect.json")}
+    predictor = GlacierPredictor(demo_model, [0], device="cpu", mirroring=False)
+    report = detect(predictor, geo.list_scenes(scenes), out, progress=False)
+    assert sorted(report.skipped) == sorted(records(out)) and not report.written
+    assert [path.name for path, _ in report.failed] == ["broken.tif"]
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*_detect.json")} == before
+
+
+def test_retreat_writes_positions_and_plots_per_glacier(detected, tmp_path):
+    _, out = detected
+    assert main(["retreat", str(out), "-o", str(tmp_path)]) == 0
+    with_front = defaultdict(bool)
+    for scene in records(out).values():
+        with_front[scene["glacier"]] |= scene["n_segments"] > 0
+    assert "unknown" in with_front  # the GeoTIFF's name does not say its glacier
+    for glacier, any_front in with_front.items():
+        with (tmp_path / f"{glacier}_position.csv").open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        assert [row["date"] for row in rows] == sorted(row["date"] for row in rows)
+        assert all(row["method"].startswith("front_normal") for row in rows)
+        assert all((row["position_m"] != "") == any_front for row in rows[:1])
+        for figure in ("position.png", "fronts.pdf"):  # drawn for glaciers with a front
+            assert (tmp_path / f"{glacier}_{figure}").is_file() == any_front
