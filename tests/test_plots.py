@@ -221,7 +221,8 @@ def test_figures_ignore_global_style_changes():
 
     default_size = matplotlib.rcParamsDefault["font.size"]
     front = [(dt.date(2010, 1, 1), np.array([[1, 1], [8, 8]]))]
-    with matplotlib.rc_context({"font.size": 4 * default_size, "axes.facecolor": "black"}):
+    seaborn_like = {"font.size": 4 * default_size, "axes.labelsize": 4 * default_size, "axes.facecolor": "black"}
+    with matplotlib.rc_context(seaborn_like):
         fig = plots.plot_retreat(front, np.zeros((10, 10), np.uint8))
         unstyled = plots.plot_retreat.__wrapped__(front, np.zeros((10, 10), np.uint8))
     assert unstyled.axes[0].xaxis.label.get_fontsize() == 4 * default_size  # what the global style would do
