@@ -43,6 +43,24 @@ def _add_device(parser: argparse.ArgumentParser) -> None:
                         help="compute device (default: auto = CUDA if available, else CPU)")
 
 
+def _add_predictor_options(parser: argparse.ArgumentParser) -> None:
+    """Options of a trained model's predictor: folds, device, sliding-window step, mirroring."""
+    parser.add_argument("--folds", type=int, nargs="+", default=None, metavar="K",
+                        help="folds to ensemble (default: every trained fold)")
+    _add_device(parser)
+    parser.add_argument("--step-size", type=float, default=0.5,
+                        help="sliding-window step as a fraction of the patch (default: 0.5)")
+    parser.add_argument("--no-mirroring", action="store_true", help="disable test-time mirroring (4x faster)")
+
+
+def _predictor(args: argparse.Namespace):
+    """The :class:`GlacierPredictor` of ``args.model`` with the options of :func:`_add_predictor_options`."""
+    from nnunet_glacier.nnunet.predict import GlacierPredictor
+
+    return GlacierPredictor(args.model, args.folds, device=args.device, step_size=args.step_size,
+                            mirroring=not args.no_mirroring)
+
+
 def _add_run_options(parser: argparse.ArgumentParser, *, default_work: Path | None = None,
                      default_profile: str = "paper") -> None:
     parser.add_argument("--work", type=Path, default=default_work or DEFAULT_WORK,
@@ -167,15 +185,14 @@ def _finish_run(report: RunReport, what: str, where: str) -> int:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from nnunet_glacier.experiments import get_experiment
     from nnunet_glacier.geo import PNG_SUFFIXES, list_scenes
-    from nnunet_glacier.nnunet.predict import GlacierPredictor, predict_images
+    from nnunet_glacier.nnunet.predict import predict_images
     from nnunet_glacier.nnunet.training import model_folder
     from nnunet_glacier.workspace import Workspace
 
     if args.model is None:
         workspace = Workspace.resolve(args.work).activate()
         args.model = model_folder(workspace, get_experiment(args.experiment, args.profile))
-    predictor = GlacierPredictor(args.model, args.folds, device=args.device, step_size=args.step_size,
-                                 mirroring=not args.no_mirroring)
+    predictor = _predictor(args)
     report = predict_images(predictor, list_scenes(args.input, PNG_SUFFIXES), args.output,
                             per_fold=args.per_fold, save_probabilities=args.save_probabilities)
     return _finish_run(report, f"folds {predictor.folds}", f"-> {args.output}")
@@ -320,10 +337,9 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     from nnunet_glacier.detect import QUALITY_CSV, QualitySettings, detect
     from nnunet_glacier.evaluate import Settings
     from nnunet_glacier.geo import list_scenes
-    from nnunet_glacier.nnunet.predict import GlacierPredictor
 
     scenes = list_scenes(args.input)
-    predictor = GlacierPredictor(args.model, args.folds, device=args.device, mirroring=not args.no_mirroring)
+    predictor = _predictor(args)
     report = detect(predictor, scenes, args.output, pixel_size_m=args.pixel_size, glacier=args.glacier,
                     settings=Settings(min_length_m=args.min_length_m),
                     quality=QualitySettings(length_factor=args.length_factor,
@@ -357,14 +373,11 @@ def _add_detect_commands(commands: argparse._SubParsersAction) -> None:
     detect.add_argument("-i", "--input", type=Path, required=True,
                         help="a scene (.png, .tif, .tiff) or a folder of them")
     detect.add_argument("-o", "--output", type=Path, required=True, help="output folder")
-    detect.add_argument("--folds", type=int, nargs="+", default=None, metavar="K",
-                        help="folds to ensemble (default: every trained fold)")
-    _add_device(detect)
+    _add_predictor_options(detect)
     detect.add_argument("--pixel-size", type=float, default=None, metavar="METRES",
                         help="pixel size for scenes neither georeferenced (projected CRS) nor CaFFe-named")
     detect.add_argument("--glacier", default=None,
                         help="glacier name for scenes whose file name does not say it (default: unknown)")
-    detect.add_argument("--no-mirroring", action="store_true", help="disable test-time mirroring (4x faster)")
     detect.add_argument("--min-length-m", type=float, default=MIN_FRONT_LENGTH_M,
                         help=f"drop front pieces of at most this length in metres (default: {MIN_FRONT_LENGTH_M:g})")
     detect.add_argument("--length-factor", type=float, default=defaults.length_factor,
@@ -494,17 +507,12 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("-m", "--model", type=Path, help="an nnU-Net results folder (holding fold_K/)")
     predict.add_argument("-i", "--input", type=Path, required=True, help="a PNG scene or a folder of them")
     predict.add_argument("-o", "--output", type=Path, required=True, help="output folder")
-    predict.add_argument("--folds", type=int, nargs="+", default=None, metavar="K",
-                         help="folds to ensemble (default: all trained folds)")
     predict.add_argument("--per-fold", action="store_true", help="also write each fold's prediction to OUTPUT/fold_K")
     predict.add_argument("--save-probabilities", action="store_true",
                          help="also write <stem>_probabilities.npz (float16, per task)")
-    predict.add_argument("--step-size", type=float, default=0.5,
-                         help="sliding-window step as a fraction of the patch (default: 0.5)")
-    predict.add_argument("--no-mirroring", action="store_true", help="disable test-time mirroring (4x faster)")
+    _add_predictor_options(predict)
     _add_work(predict)
     _add_profile(predict)
-    _add_device(predict)
     predict.set_defaults(handler=_cmd_predict)
 
     reproduce = commands.add_parser(
