@@ -12,8 +12,10 @@ into one folder, groups them by glacier and writes, per glacier, into
 Coordinates. Fronts of georeferenced scenes are in their (projected) CRS;
 all scenes of a glacier must share it. Fronts of scenes without
 georeferencing are in pixel coordinates and are taken to lie on one common
-pixel grid (co-registered scenes), scaled to metres by each scene's pixel
-size. Mixed groups are refused.
+pixel grid (co-registered scenes), scaled to metres by its pixel size; scenes
+whose size or pixel size differs from the latest scene's cannot share its
+grid (e.g. CaFFe PNGs of another sensor) and are left out with a warning.
+Mixed groups are refused.
 
 Position (metres), two methods:
 
@@ -171,6 +173,26 @@ def dated_fronts(out_dir: Path, records: Sequence[dict[str, Any]], frame: Frame)
     return sorted(fronts, key=lambda f: (f.date, f.record["stem"]))
 
 
+def on_latest_grid(out_dir: Path, glacier: str, fronts: Sequence[DatedFront]) -> list[DatedFront]:
+    """The fronts of scenes without georeferencing that can share the latest scene's pixel grid.
+
+    Those of another image size or pixel size are left out with a warning
+    naming them.
+    """
+    latest = fronts[-1].record
+
+    def same_grid(record: dict[str, Any]) -> bool:
+        return record["shape"] == latest["shape"] and math.isclose(record["pixel_size_m"], latest["pixel_size_m"])
+
+    left_out = [f.record["stem"] for f in fronts if not same_grid(f.record)]
+    if left_out:
+        warnings.warn(f"{out_dir}: glacier {glacier}: scenes without georeferencing are drawn on the latest scene's "
+                      f"pixel grid ({latest['shape'][1]}x{latest['shape'][0]} px of {latest['pixel_size_m']:g} m); "
+                      f"{len(left_out)} of another size or pixel size left out: {', '.join(left_out)} "
+                      f"(georeferenced GeoTIFFs can be combined)", stacklevel=3)
+    return [f for f in fronts if same_grid(f.record)]
+
+
 def centreline_positions(fronts: Sequence[DatedFront], centreline_m: np.ndarray) -> list[float]:
     """Distance (m) along the centre line from its start to its first crossing with each front (NaN if none)."""
     from shapely import LineString, MultiLineString
@@ -227,12 +249,11 @@ def glacier_series(out_dir: Path, glacier: str, records: Sequence[dict[str, Any]
     fronts = dated_fronts(out_dir, records, frame)
     if not fronts:
         raise CaFFeError(out_dir, f"glacier {glacier}: no dated scenes")
+    if frame.kind == "pixel":
+        fronts = on_latest_grid(out_dir, glacier, fronts)
     if centreline is not None:
-        scales = {frame_scale(frame, f.record) for f in fronts}
-        if len(scales) > 1:
-            raise CaFFeError(out_dir, f"glacier {glacier}: pixel sizes differ between scenes ({sorted(scales)} m); "
-                                      f"a pixel-coordinate centre line needs one grid")
-        return GlacierSeries(glacier, fronts, centreline_positions(fronts, centreline * scales.pop()), "centreline")
+        scale = frame_scale(frame, fronts[-1].record)
+        return GlacierSeries(glacier, fronts, centreline_positions(fronts, centreline * scale), "centreline")
     positions, oriented = normal_positions(fronts)
     return GlacierSeries(glacier, fronts, positions,
                          "front_normal" if oriented else "front_normal (sign arbitrary: no ocean direction)")
@@ -286,9 +307,10 @@ def write_glacier(series: GlacierSeries, out_dir: Path, dest: Path, centreline: 
     if drawn:
         guide = None if centreline is None else to_index_pixels(
             centreline * frame_scale(frame, latest.record), latest.record, frame)
+        with_front = sum(bool(f.lines) for f in series.fronts)
         figure = plot_retreat(drawn, background_of(out_dir, latest), centreline=guide, title=(
-            f"{series.glacier}: fronts of {len(series.fronts)} scenes, {series.fronts[0].date} to {latest.date}\n"
-            f"background {latest.record['stem']}"))
+            f"{series.glacier}: fronts of {with_front} of {len(series.fronts)} scenes, {series.fronts[0].date} to "
+            f"{latest.date}\nbackground {latest.record['stem']}"))
         written += save_figure(figure, dest / f"{series.glacier}_fronts", formats)
     flags = quality_flags(out_dir)
     csv_path = dest / f"{series.glacier}_position.csv"

@@ -4,7 +4,6 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-from collections import defaultdict
 
 import numpy as np
 import pytest
@@ -169,15 +168,13 @@ def test_rerun_skips_done_scenes(detected, demo_model, scenes):
 def test_retreat_writes_positions_and_plots_per_glacier(detected, tmp_path):
     _, out = detected
     assert main(["retreat", str(out), "-o", str(tmp_path)]) == 0
-    with_front = defaultdict(bool)
-    for scene in records(out).values():
-        with_front[scene["glacier"]] |= scene["n_segments"] > 0
-    assert "unknown" in with_front  # the GeoTIFF's name does not say its glacier
-    for glacier, any_front in with_front.items():
+    glaciers = {scene["glacier"] for scene in records(out).values()}
+    assert "unknown" in glaciers  # the GeoTIFF's name does not say its glacier
+    for glacier in glaciers:
         with (tmp_path / f"{glacier}_position.csv").open(newline="") as handle:
             rows = list(csv.DictReader(handle))
-        assert [row["date"] for row in rows] == sorted(row["date"] for row in rows)
+        assert rows and [row["date"] for row in rows] == sorted(row["date"] for row in rows)
         assert all(row["method"].startswith("front_normal") for row in rows)
-        assert all((row["position_m"] != "") == any_front for row in rows[:1])
+        any_front = any(row["position_m"] for row in rows)
         for figure in ("position.png", "fronts.pdf"):  # drawn for glaciers with a front
             assert (tmp_path / f"{glacier}_{figure}").is_file() == any_front

@@ -26,13 +26,13 @@ TRANSFORM = from_origin(1000.0, 2000.0, PIXEL_M, PIXEL_M)
 
 
 def write_detected(out: Path, stem: str, front_col: int, *, georeferenced: bool = False,
-                   disagreement: float = 0.05, crs: CRS = UTM_22N) -> None:
+                   disagreement: float = 0.05, crs: CRS = UTM_22N, pixel_m: float = PIXEL_M) -> None:
     """detect's outputs for a scene whose glacier (left) meets the ocean (right) along one column."""
     image = np.full(SHAPE, 120, dtype=np.uint8)
     path = out.parent / "inputs" / f"{stem}.png"
     write_png(path, image)
     scene = geo.GeoScene(path, image, crs if georeferenced else None, TRANSFORM if georeferenced else None,
-                         PIXEL_M, "transform" if georeferenced else "option", None)
+                         pixel_m, "transform" if georeferenced else "option", None)
     zones = np.full(SHAPE, 2, dtype=np.uint8)
     zones[:, front_col:] = 3
     front = postprocess.front_from_zones(zones, min_pixels=0)
@@ -106,6 +106,21 @@ def test_undated_scenes_are_left_out_with_a_warning(detected):
     with pytest.warns(UserWarning, match="fjord_latest: no date"):
         retreat(detected)
     assert len(position_rows(detected / "retreat" / "Fjord_position.csv")) == 3
+
+
+def test_cli_prints_warnings_as_one_line(detected, capsys):
+    write_detected(detected, "fjord_latest", 20)
+    assert main(["retreat", str(detected)]) == 0
+    warning_lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: ")]
+    assert len(warning_lines) == 1 and "fjord_latest: no date in the file name" in warning_lines[0]
+
+
+def test_pixel_scenes_off_the_latest_grid_are_left_out(detected):
+    write_detected(detected, "fjord_2018-03-01", 8, pixel_m=20.0)  # another sensor's resolution
+    with pytest.warns(UserWarning, match=r"1 of another size or pixel size left out: fjord_2018-03-01"):
+        retreat(detected)
+    rows = position_rows(detected / "retreat" / "Fjord_position.csv")
+    assert [row["date"] for row in rows] == list(FRONT_COLUMNS)
 
 
 def test_mixed_coordinate_systems_are_refused(detected):
