@@ -73,11 +73,11 @@ class DatedFront:
 
 @dataclass(frozen=True)
 class Frame:
-    """The common coordinates of a glacier's fronts: ``scale`` turns source units (map units or pixels) to metres.
+    """The common coordinates of a glacier's fronts.
 
-    ``kind`` is ``"crs"`` (source = the shared CRS's map coordinates) or
-    ``"pixel"`` (source = pixel ``x, y`` of the shared grid; the scale is
-    then per scene, see :func:`frame_scale`).
+    ``kind`` is ``"crs"`` (lines in the shared projected CRS's map units) or
+    ``"pixel"`` (pixel ``x, y`` of the shared grid); ``unit_m`` is metres per
+    map unit or per pixel.
     """
 
     kind: str
@@ -89,6 +89,7 @@ class GlacierSeries:
     """A glacier's dated fronts and positions (metres; NaN where the front does not cross the centre line)."""
 
     glacier: str
+    frame: Frame
     fronts: list[DatedFront]
     positions: list[float]
     method: str
@@ -132,14 +133,29 @@ def _first_linestring(geojson: dict[str, Any]) -> list[list[float]]:
     return [xy[:2] for xy in geometry["coordinates"]]
 
 
-def glacier_frame(records: Sequence[dict[str, Any]], where: Path) -> Frame:
-    """The common frame of a glacier's records; :class:`CaFFeError` if they mix CRSs or CRS and pixel scenes."""
+def dated_records(out_dir: Path, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records with a date, in date order; undated ones are left out with a warning."""
+    for record in records:
+        if record["date"] is None:
+            warnings.warn(f"{out_dir / record['stem']}: no date in the file name, left out of the time series",
+                          stacklevel=2)
+    return sorted((r for r in records if r["date"] is not None), key=lambda r: (r["date"], r["stem"]))
+
+
+def common_frame(records: Sequence[dict[str, Any]], where: Path) -> tuple[Frame, list[dict[str, Any]]]:
+    """The common frame of a glacier's dated records (in date order) and the records on it.
+
+    :class:`CaFFeError` if they mix CRSs, CRS and pixel scenes, or have a
+    geographic CRS. Pixel scenes must share the latest scene's grid (see
+    :func:`on_latest_grid`).
+    """
     kinds = {r["coordinates"]["kind"] for r in records}
     if len(kinds) > 1:
         raise CaFFeError(where, f"glacier {records[0]['glacier']}: georeferenced and non-georeferenced scenes "
                                 f"cannot be put on one map; run retreat on separate folders")
     if kinds == {"pixel"}:
-        return Frame("pixel", math.nan)
+        on_grid = on_latest_grid(where, records)
+        return Frame("pixel", on_grid[-1]["pixel_size_m"]), on_grid
     from rasterio.crs import CRS
 
     systems = {r["coordinates"]["wkt"] for r in records}
@@ -151,46 +167,34 @@ def glacier_frame(records: Sequence[dict[str, Any]], where: Path) -> Frame:
     if not crs.is_projected:
         raise CaFFeError(where, f"glacier {records[0]['glacier']}: CRS {crs.to_string()} is geographic; "
                                 f"positions in metres need a projected CRS (warp the scenes, e.g. with gdalwarp)")
-    return Frame("crs", float(crs.linear_units_factor[1]))
+    return Frame("crs", float(crs.linear_units_factor[1])), list(records)
 
 
-def frame_scale(frame: Frame, record: dict[str, Any]) -> float:
-    """Metres per source unit of a record's lines."""
-    return record["pixel_size_m"] if frame.kind == "pixel" else frame.unit_m
-
-
-def dated_fronts(out_dir: Path, records: Sequence[dict[str, Any]], frame: Frame) -> list[DatedFront]:
-    """The records' fronts in metres, in date order; undated records are left out with a warning."""
-    fronts = []
-    for record in records:
-        if record["date"] is None:
-            warnings.warn(f"{out_dir / record['stem']}: no date in the file name, left out of the time series",
-                          stacklevel=2)
-            continue
-        lines = geo.read_front_geojson(out_dir / record["outputs"]["front_lines"])
-        scale = frame_scale(frame, record)
-        fronts.append(DatedFront(record, dt.date.fromisoformat(record["date"]), [line * scale for line in lines]))
-    return sorted(fronts, key=lambda f: (f.date, f.record["stem"]))
-
-
-def on_latest_grid(out_dir: Path, glacier: str, fronts: Sequence[DatedFront]) -> list[DatedFront]:
-    """The fronts of scenes without georeferencing that can share the latest scene's pixel grid.
+def on_latest_grid(where: Path, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records (in date order, without georeferencing) that can share the latest scene's pixel grid.
 
     Those of another image size or pixel size are left out with a warning
     naming them.
     """
-    latest = fronts[-1].record
+    latest = records[-1]
 
     def same_grid(record: dict[str, Any]) -> bool:
         return record["shape"] == latest["shape"] and math.isclose(record["pixel_size_m"], latest["pixel_size_m"])
 
-    left_out = [f.record["stem"] for f in fronts if not same_grid(f.record)]
+    left_out = [r["stem"] for r in records if not same_grid(r)]
     if left_out:
-        warnings.warn(f"{out_dir}: glacier {glacier}: scenes without georeferencing are drawn on the latest scene's "
-                      f"pixel grid ({latest['shape'][1]}x{latest['shape'][0]} px of {latest['pixel_size_m']:g} m); "
-                      f"{len(left_out)} of another size or pixel size left out: {', '.join(left_out)} "
-                      f"(georeferenced GeoTIFFs can be combined)", stacklevel=3)
-    return [f for f in fronts if same_grid(f.record)]
+        warnings.warn(f"{where}: glacier {latest['glacier']}: scenes without georeferencing are drawn on the latest "
+                      f"scene's pixel grid ({latest['shape'][1]}x{latest['shape'][0]} px of "
+                      f"{latest['pixel_size_m']:g} m); {len(left_out)} of another size or pixel size left out: "
+                      f"{', '.join(left_out)} (georeferenced GeoTIFFs can be combined)", stacklevel=3)
+    return [r for r in records if same_grid(r)]
+
+
+def read_fronts(out_dir: Path, records: Sequence[dict[str, Any]], frame: Frame) -> list[DatedFront]:
+    """The records' front lines in metres of the common frame."""
+    return [DatedFront(r, dt.date.fromisoformat(r["date"]),
+                       [line * frame.unit_m for line in geo.read_front_geojson(out_dir / r["outputs"]["front_lines"])])
+            for r in records]
 
 
 def centreline_positions(fronts: Sequence[DatedFront], centreline_m: np.ndarray) -> list[float]:
@@ -245,17 +249,16 @@ def normal_positions(fronts: Sequence[DatedFront]) -> tuple[list[float], bool]:
 def glacier_series(out_dir: Path, glacier: str, records: Sequence[dict[str, Any]],
                    centreline: np.ndarray | None) -> GlacierSeries:
     """Dated fronts and positions of one glacier (see the module doc for the methods)."""
-    frame = glacier_frame(records, out_dir)
-    fronts = dated_fronts(out_dir, records, frame)
-    if not fronts:
+    dated = dated_records(out_dir, records)
+    if not dated:
         raise CaFFeError(out_dir, f"glacier {glacier}: no dated scenes")
-    if frame.kind == "pixel":
-        fronts = on_latest_grid(out_dir, glacier, fronts)
+    frame, on_frame = common_frame(dated, out_dir)
+    fronts = read_fronts(out_dir, on_frame, frame)
     if centreline is not None:
-        scale = frame_scale(frame, fronts[-1].record)
-        return GlacierSeries(glacier, fronts, centreline_positions(fronts, centreline * scale), "centreline")
+        positions = centreline_positions(fronts, centreline * frame.unit_m)
+        return GlacierSeries(glacier, frame, fronts, positions, "centreline")
     positions, oriented = normal_positions(fronts)
-    return GlacierSeries(glacier, fronts, positions,
+    return GlacierSeries(glacier, frame, fronts, positions,
                          "front_normal" if oriented else "front_normal (sign arbitrary: no ocean direction)")
 
 
@@ -289,7 +292,7 @@ def background_of(out_dir: Path, front: DatedFront) -> np.ndarray:
 
 def to_index_pixels(xy_m: np.ndarray, record: dict[str, Any], frame: Frame) -> np.ndarray:
     """Common-frame metres -> ``(x, y)`` pixel indices of a record's grid (pixel centres at integers)."""
-    xy = np.asarray(xy_m) / frame_scale(frame, record)
+    xy = np.asarray(xy_m) / frame.unit_m
     if frame.kind == "crs":
         from rasterio import Affine
 
@@ -298,21 +301,22 @@ def to_index_pixels(xy_m: np.ndarray, record: dict[str, Any], frame: Frame) -> n
 
 
 def write_glacier(series: GlacierSeries, out_dir: Path, dest: Path, centreline: np.ndarray | None,
-                  formats: Sequence[str] = FORMATS) -> list[Path]:
-    """Write the fronts map, the position CSV and the position plot of one glacier; returns the paths."""
-    frame = glacier_frame([f.record for f in series.fronts], out_dir)
+                  flags: dict[str, bool], formats: Sequence[str] = FORMATS) -> list[Path]:
+    """Write the fronts map, the position CSV and the position plot of one glacier; returns the paths.
+
+    ``flags``: ``needs_check`` per stem (:func:`quality_flags`).
+    """
+    frame = series.frame
     latest = series.fronts[-1]
     written = []
     drawn = [(f.date, to_index_pixels(line, latest.record, frame)) for f in series.fronts for line in f.lines]
     if drawn:
-        guide = None if centreline is None else to_index_pixels(
-            centreline * frame_scale(frame, latest.record), latest.record, frame)
+        guide = None if centreline is None else to_index_pixels(centreline * frame.unit_m, latest.record, frame)
         with_front = sum(bool(f.lines) for f in series.fronts)
         figure = plot_retreat(drawn, background_of(out_dir, latest), centreline=guide, title=(
             f"{series.glacier}: fronts of {with_front} of {len(series.fronts)} scenes, {series.fronts[0].date} to "
             f"{latest.date}\nbackground {latest.record['stem']}"))
         written += save_figure(figure, dest / f"{series.glacier}_fronts", formats)
-    flags = quality_flags(out_dir)
     csv_path = dest / f"{series.glacier}_position.csv"
     write_text(csv_path, position_csv(series, flags))
     written.append(csv_path)
@@ -356,5 +360,6 @@ def retreat(out_dir: str | Path, *, glacier: str | None = None, centreline: str 
     line = None if centreline is None else read_centreline(centreline)
     dest = out_dir / RETREAT_DIR if dest is None else Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    return {name: write_glacier(glacier_series(out_dir, name, group, line), out_dir, dest, line, formats)
+    flags = quality_flags(out_dir)
+    return {name: write_glacier(glacier_series(out_dir, name, group, line), out_dir, dest, line, flags, formats)
             for name, group in sorted(groups.items())}
