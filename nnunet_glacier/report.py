@@ -131,8 +131,8 @@ def breakdown_tables(collected: dict[str, Any]) -> list[str]:
 
 
 def t_test_section(run: "Reproduction", collected: dict[str, Any]) -> tuple[list[str], dict[str, Any] | None]:
-    runs = {name: str(run.work / "evaluation" / name / "fold_*" / "summary.json")
-            for name, e in collected.items() if e["n_folds"] > 0}
+    runs = {e.name: str(run.evaluation(e, "fold_*") / "summary.json")
+            for e in run.experiments if collected.get(e.name, {}).get("n_folds", 0) > 0}
     if sum(e["n_folds"] >= 2 for e in collected.values()) < 2:
         return ["Welch t-tests need two or more experiments with at least two evaluated folds each."], None
     comparison = compare_runs(runs)
@@ -142,8 +142,7 @@ def t_test_section(run: "Reproduction", collected: dict[str, Any]) -> tuple[list
 def figures(run: "Reproduction", collected: dict[str, Any], out: Path) -> list[str]:
     """Write the figures; returns Markdown lines embedding them."""
     lines = []
-    csvs = {name: run.evaluation(next(e for e in run.experiments if e.name == name), "ensemble") / "per_image.csv"
-            for name in collected}
+    csvs = {e.name: run.evaluation(e, "ensemble") / "per_image.csv" for e in run.experiments if e.name in collected}
     for by in BOXPLOT_GROUPS:
         try:
             series = plots.mde_series(csvs, by)

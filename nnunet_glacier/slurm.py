@@ -55,9 +55,11 @@ def _header(name: str, hours: int, settings: ClusterSettings, log_dir: Path, *, 
     return "\n".join(lines) + "\n"
 
 
-def _reproduce(experiment: Experiment, data: Path, work: Path, steps: str, extra: str = "") -> str:
+def _reproduce(experiments: list[Experiment], data: Path, work: Path, steps: str, extra: str = "") -> str:
+    """The ``nnunet-glacier reproduce`` line of a job (the experiments share one profile)."""
     command = (f"nnunet-glacier reproduce --data {shlex.quote(str(data))} --work {shlex.quote(str(work))} "
-               f"--profile {experiment.profile} --experiments {experiment.name} --steps {steps}")
+               f"--profile {experiments[0].profile} --experiments {' '.join(e.name for e in experiments)} "
+               f"--steps {steps}")
     return f"{command} {extra}".rstrip() + "\n"
 
 
@@ -76,12 +78,12 @@ def write_slurm_jobs(experiments: list[Experiment], data: Path, work: Path, out_
         folds = ",".join(str(k) for k in experiment.folds)
         jobs = {
             "prepare": _header(f"{name}_prepare", settings.prepare_hours, settings, log_dir)
-            + _reproduce(experiment, data, work, "export plan"),
+            + _reproduce([experiment], data, work, "export plan"),
             "train": _header(f"{name}_train", settings.train_hours, settings, log_dir,
                              gpus=settings.gpus_per_fold, array=folds)
-            + _reproduce(experiment, data, work, "train", "--folds $SLURM_ARRAY_TASK_ID"),
+            + _reproduce([experiment], data, work, "train", "--folds $SLURM_ARRAY_TASK_ID"),
             "finish": _header(f"{name}_finish", settings.finish_hours, settings, log_dir, gpus=1)
-            + _reproduce(experiment, data, work, "predict evaluate",
+            + _reproduce([experiment], data, work, "predict evaluate",
                          f"--folds {' '.join(str(k) for k in experiment.folds)}"),
         }
         for job, text in jobs.items():
@@ -96,11 +98,7 @@ def write_slurm_jobs(experiments: list[Experiment], data: Path, work: Path, out_
         previous_prepare_of_dataset[experiment.dataset_id] = f"{name}_prepare"
         finish_ids.append(f"${name}_finish")
     report = out_dir / "report.sbatch"
-    profile = experiments[0].profile
-    names = " ".join(e.name for e in experiments)
-    write_text(report, _header("report", 1, settings, log_dir)
-               + f"nnunet-glacier reproduce --data {shlex.quote(str(data))} --work {shlex.quote(str(work))} "
-                 f"--profile {profile} --experiments {names} --steps report\n")
+    write_text(report, _header("report", 1, settings, log_dir) + _reproduce(experiments, data, work, "report"))
     submit += [f"sbatch --dependency=afterok:{':'.join(finish_ids)} report.sbatch",
                'echo "submitted; logs in ' + str(log_dir) + '"']
     submit_path = out_dir / "submit_all.sh"
