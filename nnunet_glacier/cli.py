@@ -76,6 +76,7 @@ def _add_run_options(parser: argparse.ArgumentParser, *, default_work: Path | No
     parser.add_argument("--max-epochs", type=int, default=None, help="override the profile's number of epochs")
     parser.add_argument("--iterations", type=int, default=None, help="override training iterations per epoch")
 
+
 def _experiment_choice(parser: argparse.ArgumentParser, *, many: bool) -> None:
     if many:
         parser.add_argument("--experiments", nargs="+", default=["all"], choices=[*EXPERIMENT_ORDER, "all"],

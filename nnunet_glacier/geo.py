@@ -22,6 +22,7 @@ Conventions:
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import warnings
 from dataclasses import dataclass
@@ -290,8 +291,6 @@ def write_front_geojson(path: str | Path, lines: list[np.ndarray], scene: GeoSce
 
 def read_front_geojson(path: str | Path) -> list[np.ndarray]:
     """The LineStrings of a front GeoJSON written by :func:`write_front_geojson`, as ``(n, 2)`` arrays."""
-    import json
-
     path = Path(path)
     try:
         collection = json.loads(path.read_text())
