@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,17 @@ def test_write_configuration_adds_an_inheriting_profile_configuration(tmp_path):
     assert configuration["patch_size"] == [64, 64] and configuration["batch_size"] == 2
     assert configuration["caffe_training"]["epochs"] == experiment.training.epochs
     assert configuration["caffe_training"]["oversample_foreground"] == 0.5
+
+
+def test_write_configuration_leaves_unchanged_plans_untouched(tmp_path):
+    workspace = Workspace.from_work_dir(tmp_path)
+    experiment = get_experiment("fused", "tiny")
+    path = write_stock_plans(workspace, experiment)
+    first = write_configuration(experiment, workspace)
+    written = path.stat().st_mtime_ns
+    os.utime(path, ns=(written - 10**9, written - 10**9))  # make a rewrite visible
+    assert write_configuration(experiment, workspace) == first
+    assert path.stat().st_mtime_ns == written - 10**9
 
 
 def test_mtl_experiments_without_a_set_patch_share_the_group_leaders_plan(tmp_path, monkeypatch):
