@@ -9,7 +9,7 @@ CaFFe ("Calving Fronts and where to Find thEm", Gourmelon et al. 2022) layout::
 
 with ``stem = Glacier_YYYY-MM-DD_Sensor_Resolution_QualityFactor_Orbit``
 (resolution in metres per pixel). Every problem is reported as a
-:class:`CaFFeError` whose message starts with the offending file.
+:class:`InputError` whose message starts with the offending file.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from nnunet_glacier.errors import InputError
 from nnunet_glacier.experiments import TASKS
 
 SPLITS = ("train", "test")
@@ -60,19 +61,6 @@ _STEM = re.compile(
 )
 
 
-class CaFFeError(ValueError):
-    """Bad CaFFe input; the message names the file and the problem."""
-
-    def __init__(self, path: str | Path, problem: str):
-        self.path = Path(path)
-        self.problem = problem
-        super().__init__(f"{path}: {problem}")
-
-    def __reduce__(self) -> tuple[type, tuple[Path, str]]:
-        # rebuild from (path, problem) so the error survives a worker process (pickling)
-        return type(self), (self.path, self.problem)
-
-
 class ConversionWarning(UserWarning):
     """An input was converted (RGB to grey, 16 to 8 bit); the message names the file."""
 
@@ -94,19 +82,19 @@ class SceneName:
 
     @classmethod
     def parse(cls, stem: str, path: str | Path | None = None) -> "SceneName":
-        """Parse a stem; raises :class:`CaFFeError` naming ``path`` (or the stem)."""
+        """Parse a stem; raises :class:`InputError` naming ``path`` (or the stem)."""
         match = _STEM.match(stem)
         where = path if path is not None else stem
         if match is None:
-            raise CaFFeError(where, "file name does not follow "
+            raise InputError(where, "file name does not follow "
                                     "Glacier_YYYY-MM-DD_Sensor_Resolution_QualityFactor_Orbit")
         try:
             date = dt.date.fromisoformat(match["date"])
         except ValueError as err:
-            raise CaFFeError(where, f"invalid date {match['date']!r} in file name") from err
+            raise InputError(where, f"invalid date {match['date']!r} in file name") from err
         resolution = float(match["resolution"])
         if resolution <= 0:
-            raise CaFFeError(where, "resolution in the file name must be positive")
+            raise InputError(where, "resolution in the file name must be positive")
         return cls(stem, match["glacier"], date, match["sensor"], resolution,
                    int(match["quality"]), match["orbit"])
 
@@ -165,7 +153,7 @@ def discover(root: str | Path, splits: tuple[str, ...] = SPLITS, *, pixel_size: 
     root = Path(root)
     image_root = root / "sar_images"
     if not image_root.is_dir():
-        raise CaFFeError(root, "not a CaFFe root: no sar_images/ folder")
+        raise InputError(root, "not a CaFFe root: no sar_images/ folder")
     boxes = _bounding_boxes(root / "bounding_boxes")
     samples = []
     for split in splits:
@@ -175,7 +163,7 @@ def discover(root: str | Path, splits: tuple[str, ...] = SPLITS, *, pixel_size: 
         for label_kind, suffix in (("zones", "_zones"), ("fronts", "_front")):
             for label in sorted((root / label_kind / split).glob("*.png")):
                 if not label.stem.endswith(suffix) or label.stem[: -len(suffix)] not in stems:
-                    raise CaFFeError(label, f"label without a matching image in {split_dir}")
+                    raise InputError(label, f"label without a matching image in {split_dir}")
         for image in images:
             name = SceneName.parse(image.stem, image)
             zones = root / "zones" / split / f"{image.stem}_zones.png"
@@ -183,12 +171,12 @@ def discover(root: str | Path, splits: tuple[str, ...] = SPLITS, *, pixel_size: 
             if require_labels:
                 for label in (zones, front):
                     if not label.is_file():
-                        raise CaFFeError(image, f"missing label {label}")
+                        raise InputError(image, f"missing label {label}")
             samples.append(Sample(name, split, image, zones if zones.is_file() else None,
                                   front if front.is_file() else None, boxes.get(image.stem),
                                   resolve_pixel_size(name, pixel_size)))
     if not samples:
-        raise CaFFeError(root, f"no images found in sar_images/{{{','.join(splits)}}}")
+        raise InputError(root, f"no images found in sar_images/{{{','.join(splits)}}}")
     return samples
 
 
@@ -212,16 +200,16 @@ def read_grey(path: str | Path, *, label: bool = False) -> np.ndarray:
       :class:`ConversionWarning`); an error for labels.
     - 16-bit: values <= 255 are cast; images with larger values are scaled
       linearly to 0..255 (with a warning); an error for labels.
-    Unreadable or truncated files raise :class:`CaFFeError`.
+    Unreadable or truncated files raise :class:`InputError`.
     """
     path = Path(path)
     if not path.is_file():
-        raise CaFFeError(path, "file not found")
+        raise InputError(path, "file not found")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         array = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if array is None or array.size == 0:
-        raise CaFFeError(path, "unreadable or truncated image")
+        raise InputError(path, "unreadable or truncated image")
     if array.ndim == 3:
         array = _to_single_channel(array, path, label)
     if array.dtype != np.uint8:
@@ -235,7 +223,7 @@ def _to_single_channel(array: np.ndarray, path: Path, label: bool) -> np.ndarray
         warnings.warn(f"{path}: RGB image with equal channels, using one channel", ConversionWarning, stacklevel=3)
         return np.ascontiguousarray(colour[..., 0])
     if label:
-        raise CaFFeError(path, "label is a colour image; labels must be single-channel grey values")
+        raise InputError(path, "label is a colour image; labels must be single-channel grey values")
     warnings.warn(f"{path}: colour image converted to grey (luminance)", ConversionWarning, stacklevel=3)
     return cv2.cvtColor(np.ascontiguousarray(colour), cv2.COLOR_BGR2GRAY)
 
@@ -251,7 +239,7 @@ def _to_8bit(array: np.ndarray, path: Path, label: bool) -> np.ndarray:
         warnings.warn(f"{path}: {array.dtype} image with values <= 255 cast to 8 bit", ConversionWarning, stacklevel=3)
         return array.astype(np.uint8)
     if label:
-        raise CaFFeError(path, f"{array.dtype} label with values above 255; labels must be 8-bit")
+        raise InputError(path, f"{array.dtype} label with values above 255; labels must be 8-bit")
     high = float(array.max())
     warnings.warn(f"{path}: {array.dtype} image scaled from 0..{high:g} to 0..255", ConversionWarning, stacklevel=3)
     return np.round(array.astype(np.float64) / high * 255).astype(np.uint8)
@@ -270,13 +258,13 @@ def read_front(path: str | Path) -> np.ndarray:
 def read_label(path: str | Path, task: str) -> np.ndarray:
     """Read a label or prediction PNG of a task (``experiments.TASKS``) as class indices (``uint8``).
 
-    Pixel values outside the task's ``png_values`` raise :class:`CaFFeError`.
+    Pixel values outside the task's ``png_values`` raise :class:`InputError`.
     """
     pixels = read_grey(path, label=True)
     try:
         return TASKS[task].from_png(pixels)
     except ValueError as err:
-        raise CaFFeError(path, str(err)) from err
+        raise InputError(path, str(err)) from err
 
 
 @dataclass(frozen=True)
@@ -312,17 +300,17 @@ def read_bbox(path: str | Path) -> BoundingBox:
     try:
         lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
     except OSError as err:
-        raise CaFFeError(path, f"cannot read bounding box ({err.strerror})") from err
+        raise InputError(path, f"cannot read bounding box ({err.strerror})") from err
     except UnicodeDecodeError as err:
-        raise CaFFeError(path, "bounding box is not a text file") from err
+        raise InputError(path, "bounding box is not a text file") from err
     if len(lines) < 5:
-        raise CaFFeError(path, f"bounding box needs a header and 4 corner lines, found {len(lines)} lines")
+        raise InputError(path, f"bounding box needs a header and 4 corner lines, found {len(lines)} lines")
     try:
         corners = [tuple(round(float(v)) for v in line.split(",")) for line in lines[1:5]]
     except ValueError as err:
-        raise CaFFeError(path, f"bounding box corners must be 'x,y' numbers ({err})") from err
+        raise InputError(path, f"bounding box corners must be 'x,y' numbers ({err})") from err
     if any(len(c) != 2 for c in corners):
-        raise CaFFeError(path, "bounding box corners must be 'x,y' pairs")
+        raise InputError(path, "bounding box corners must be 'x,y' pairs")
     xs = [c[0] for c in corners]
     ys = [c[1] for c in corners]
     return BoundingBox(min(xs), max(xs), min(ys), max(ys))
@@ -348,7 +336,7 @@ def load_sample(sample: Sample) -> LoadedSample:
             continue
         array = reader(path)
         if array.shape != image.shape:
-            raise CaFFeError(path, f"size {array.shape[1]}x{array.shape[0]} differs from image "
+            raise InputError(path, f"size {array.shape[1]}x{array.shape[0]} differs from image "
                                    f"{sample.image.name} ({image.shape[1]}x{image.shape[0]})")
         labels[kind] = array
     return LoadedSample(sample, image, labels["zones"], labels["front"])

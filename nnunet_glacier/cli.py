@@ -1,7 +1,8 @@
 """The ``nnunet-glacier`` command: one entry point with sub-commands.
 
-Exit codes: 0 success, 1 bad input or a failed step (the message names the
-file and the problem), 2 wrong usage, 130 interrupted.
+Exit codes: 0 success, 1 bad input, configuration or model folder, or a
+failed step (:mod:`nnunet_glacier.errors`; the message names the file and the
+problem), 2 wrong usage, 130 interrupted.
 """
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nnunet_glacier import __version__
-from nnunet_glacier.caffe import SPLITS, CaFFeError
-from nnunet_glacier.experiments import EXPERIMENT_ORDER, ConfigError, profiles
+from nnunet_glacier.caffe import SPLITS
+from nnunet_glacier.errors import ConfigError, InputError, ModelError
+from nnunet_glacier.experiments import EXPERIMENT_ORDER, profiles
 from nnunet_glacier.reproduce import STEPS
 from nnunet_glacier.workspace import DEFAULT_WORK
+
 
 if TYPE_CHECKING:
     from nnunet_glacier.nnunet.predict import RunReport
@@ -36,7 +39,6 @@ def _add_pixel_size(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pixel-size", type=float, default=None, metavar="METRES",
                         help="pixel size in metres for every image, overriding the resolution in the file names "
                              "(needed for downscaled copies such as caffe_256)")
-
 
 
 def _add_device(parser: argparse.ArgumentParser) -> None:
@@ -136,7 +138,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     try:
         images = generate_caffe(args.out, n_train=args.n_train, n_test=args.n_test, size=tuple(args.size),
                                 seed=args.seed, with_bounding_boxes=not args.no_bounding_boxes)
-    except CaFFeError:
+    except InputError:
         raise  # the output folder holds other scenes: bad input, exit code 1 from main()
     except ValueError as err:  # counts or size out of range: wrong usage
         print(f"error: {err}", file=sys.stderr)
@@ -153,7 +155,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     workspace = Workspace.resolve(args.work).activate()
     experiment = get_experiment(args.experiment, args.profile)
     if not (workspace.raw / experiment.dataset / "dataset.json").is_file():
-        raise CaFFeError(workspace.raw / experiment.dataset, "no exported dataset: run `nnunet-glacier export` first")
+        raise InputError(workspace.raw / experiment.dataset, "no exported dataset: run `nnunet-glacier export` first")
     plan_and_preprocess(experiment, workspace, num_processes=args.processes, verify=not args.no_verify)
     configuration = write_configuration(experiment, workspace)
     print(f"{experiment.dataset}: configuration {experiment.configuration}, patch {configuration['patch_size']}, "
@@ -576,7 +578,7 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.showwarning = _print_warning
             return args.handler(args)
-    except (CaFFeError, ConfigError) as err:
+    except (InputError, ConfigError, ModelError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

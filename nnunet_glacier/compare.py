@@ -25,7 +25,7 @@ import numpy as np
 from scipy import stats
 
 from nnunet_glacier.atomic import write_json, write_text
-from nnunet_glacier.caffe import CaFFeError
+from nnunet_glacier.errors import InputError
 
 #: Fold-level values compared, keyed by their name in a summary's ``overall`` entry.
 FOLD_VALUES = ("mde_pooled_m", "iou_macro")
@@ -34,19 +34,19 @@ FOLD_VALUES = ("mde_pooled_m", "iou_macro")
 def read_summaries(pattern: str) -> list[tuple[Path, dict[str, Any]]]:
     """The evaluation summaries matching a glob pattern (``**`` allowed), sorted by path.
 
-    Raises :class:`CaFFeError` if nothing matches or a file is not an evaluation summary.
+    Raises :class:`InputError` if nothing matches or a file is not an evaluation summary.
     """
     paths = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
     if not paths:
-        raise CaFFeError(pattern, "matches no summary.json file")
+        raise InputError(pattern, "matches no summary.json file")
     summaries = []
     for path in paths:
         try:
             summary = json.loads(path.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise CaFFeError(path, f"cannot read evaluation summary ({err})") from err
+            raise InputError(path, f"cannot read evaluation summary ({err})") from err
         if not isinstance(summary, dict) or not isinstance(summary.get("routes"), dict):
-            raise CaFFeError(path, "not an evaluation summary (no 'routes'); expected a summary.json of `evaluate`")
+            raise InputError(path, "not an evaluation summary (no 'routes'); expected a summary.json of `evaluate`")
         summaries.append((path, summary))
     return summaries
 

@@ -47,11 +47,12 @@ from tqdm import tqdm
 
 from nnunet_glacier import geo, postprocess
 from nnunet_glacier.atomic import write_json, write_text
-from nnunet_glacier.caffe import CaFFeError
+from nnunet_glacier.errors import InputError
 from nnunet_glacier.evaluate import Settings, csv_text, route_front_and_zones
 from nnunet_glacier.experiments import TASKS
 from nnunet_glacier.nnunet.predict import GlacierPredictor, RunReport, ScenePrediction
 from nnunet_glacier.plots import plot_overlay
+
 
 RECORD_SUFFIX = "_detect.json"
 QUALITY_CSV = "quality.csv"
@@ -208,7 +209,7 @@ def detect(predictor: GlacierPredictor, scenes: Sequence[Path], out: str | Path,
             ensemble, members = predictor.predict(scene.image)
             result = scene_front(scene, ensemble, members, route, settings)
             write_scene(out, scene, result, route, predictor.folds, predictor.model_dir, glacier)
-        except (CaFFeError, ValueError, OSError) as err:
+        except (InputError, ValueError, OSError) as err:
             report.failed.append((path, str(err)))
             continue
         report.written.append(scene.stem)
@@ -224,7 +225,7 @@ def read_records(out: str | Path) -> list[dict[str, Any]]:
         try:
             records.append(json.loads(path.read_text()))
         except ValueError as err:
-            raise CaFFeError(path, f"corrupt scene record ({err}); delete it to detect the scene again") from err
+            raise InputError(path, f"corrupt scene record ({err}); delete it to detect the scene again") from err
     return sorted(records, key=lambda r: (r["glacier"], r["date"] or "", r["stem"]))
 
 

@@ -48,8 +48,10 @@ from tqdm import tqdm
 
 from nnunet_glacier import caffe, metrics, postprocess
 from nnunet_glacier.atomic import write_json, write_png, write_text
-from nnunet_glacier.caffe import CaFFeError, Sample
+from nnunet_glacier.caffe import Sample
+from nnunet_glacier.errors import InputError
 from nnunet_glacier.experiments import TASKS
+
 
 #: Routes in priority order; a route's name is the task whose prediction file it reads.
 ROUTES = ("fused", "zone", "front")
@@ -129,11 +131,11 @@ def match_predictions(folder: Path, samples: Sequence[Sample], split: str) -> di
     """Map each scene's stem to its prediction file per route (scenes without any are left out).
 
     Other files of ``folder`` (e.g. ``_boundary.png``, ``_front_post.png``)
-    are ignored. Raises :class:`CaFFeError` for a prediction without a
+    are ignored. Raises :class:`InputError` for a prediction without a
     matching scene and for a folder with no prediction at all.
     """
     if not folder.is_dir():
-        raise CaFFeError(folder, "predictions folder not found")
+        raise InputError(folder, "predictions folder not found")
     scenes = {s.stem for s in samples}
     matched: dict[str, dict[str, Path]] = {}
     for path in sorted(folder.glob("*.png")):
@@ -142,12 +144,12 @@ def match_predictions(folder: Path, samples: Sequence[Sample], split: str) -> di
             if stem == path.name:
                 continue
             if stem not in scenes:
-                raise CaFFeError(path, f"prediction without a matching scene in the {split} split of the CaFFe "
+                raise InputError(path, f"prediction without a matching scene in the {split} split of the CaFFe "
                                        f"root (wrong --data or --split?)")
             matched.setdefault(stem, {})[route] = path
     if not matched:
         suffixes = ", ".join(f"<stem>{TASKS[r].suffix}.png" for r in ROUTES)
-        raise CaFFeError(folder, f"no predictions found (expected {suffixes})")
+        raise InputError(folder, f"no predictions found (expected {suffixes})")
     return matched
 
 
@@ -168,9 +170,9 @@ def route_front_and_zones(route: str, class_map: np.ndarray, pixel_size_m: float
 
 
 def _check_size(path: Path, array: np.ndarray, reference: Path, shape: tuple[int, ...]) -> None:
-    """Raise :class:`CaFFeError` naming ``path`` if ``array`` is not of ``shape`` (that of the file ``reference``)."""
+    """Raise :class:`InputError` naming ``path`` if ``array`` is not of ``shape`` (that of the file ``reference``)."""
     if array.shape != shape:
-        raise CaFFeError(path, f"size {array.shape[1]}x{array.shape[0]} differs from {reference.name} "
+        raise InputError(path, f"size {array.shape[1]}x{array.shape[0]} differs from {reference.name} "
                                f"({shape[1]}x{shape[0]})")
 
 

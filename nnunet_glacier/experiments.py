@@ -21,6 +21,7 @@ from typing import Any, Callable
 import numpy as np
 
 from nnunet_glacier import labels
+from nnunet_glacier.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 PROFILE_DIR = CONFIG_DIR / "profiles"
@@ -184,10 +185,6 @@ class Experiment:
                      for index, c in enumerate(task.class_names) for prefix in names]
         names[0] = "background"
         return {name: index for index, name in enumerate(names)}
-
-
-class ConfigError(ValueError):
-    """A config or profile file is missing, malformed or inconsistent."""
 
 
 def _read_json(path: Path) -> dict[str, Any]:

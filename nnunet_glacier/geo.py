@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 
 from nnunet_glacier.atomic import atomic_path, write_json, write_png
-from nnunet_glacier.caffe import CaFFeError, ConversionWarning, SceneName, read_grey
+from nnunet_glacier.caffe import ConversionWarning, SceneName, read_grey
+from nnunet_glacier.errors import InputError
 
 GEOTIFF_SUFFIXES = (".tif", ".tiff")
 PNG_SUFFIXES = (".png",)
@@ -110,10 +111,10 @@ def list_scenes(source: str | Path, suffixes: tuple[str, ...] = SCENE_SUFFIXES) 
     if source.is_file():
         return [source]
     if not source.is_dir():
-        raise CaFFeError(source, "no such file or folder")
+        raise InputError(source, "no such file or folder")
     scenes = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
     if not scenes:
-        raise CaFFeError(source, f"no scenes in folder (expected {', '.join(suffixes)} files)")
+        raise InputError(source, f"no scenes in folder (expected {', '.join(suffixes)} files)")
     return scenes
 
 
@@ -122,8 +123,8 @@ def read_scene(path: str | Path, pixel_size_m: float | None = None) -> GeoScene:
 
     The pixel size comes from the GeoTIFF transform when the CRS is
     projected, else from a CaFFe-style file name, else from ``pixel_size_m``
-    (the ``--pixel-size`` option); if none applies a :class:`CaFFeError`
-    names the file. Unreadable files raise :class:`CaFFeError` too.
+    (the ``--pixel-size`` option); if none applies a :class:`InputError`
+    names the file. Unreadable files raise :class:`InputError` too.
     """
     path = Path(path)
     if path.suffix.lower() in GEOTIFF_SUFFIXES:
@@ -131,10 +132,10 @@ def read_scene(path: str | Path, pixel_size_m: float | None = None) -> GeoScene:
     elif path.suffix.lower() in PNG_SUFFIXES:
         image, crs, transform = read_grey(path), None, None
     else:
-        raise CaFFeError(path, f"unsupported scene format {path.suffix!r}; use {', '.join(SCENE_SUFFIXES)}")
+        raise InputError(path, f"unsupported scene format {path.suffix!r}; use {', '.join(SCENE_SUFFIXES)}")
     try:
         name = SceneName.parse(path.stem, path)
-    except CaFFeError:
+    except InputError:
         name = None
     size, source = _pixel_size(path, crs, transform, name, pixel_size_m)
     return GeoScene(path, image, crs, transform, size, source, name)
@@ -145,7 +146,7 @@ def _read_geotiff(path: Path) -> tuple[np.ndarray, Any, Any]:
     from rasterio.errors import NotGeoreferencedWarning, RasterioError
 
     if not path.is_file():
-        raise CaFFeError(path, "file not found")
+        raise InputError(path, "file not found")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
@@ -155,9 +156,9 @@ def _read_geotiff(path: Path) -> tuple[np.ndarray, Any, Any]:
                 band = src.read(1, masked=True)
                 crs, transform, has_gcps = src.crs, src.transform, bool(src.gcps[0])
     except RasterioError as err:
-        raise CaFFeError(path, f"unreadable or truncated GeoTIFF ({err})") from err
+        raise InputError(path, f"unreadable or truncated GeoTIFF ({err})") from err
     if band.ndim != 2 or band.size == 0:
-        raise CaFFeError(path, "empty raster")
+        raise InputError(path, "empty raster")
     if crs is None:
         if has_gcps:
             warnings.warn(f"{path}: georeferenced by ground control points only; outputs are not georeferenced "
@@ -173,7 +174,7 @@ def to_grey_8bit(band: np.ma.MaskedArray, path: Path) -> np.ndarray:
     if band.dtype == np.uint8:
         return np.where(valid, np.ma.getdata(band), 0).astype(np.uint8)
     if not valid.any():
-        raise CaFFeError(path, "raster holds no valid pixels (all no-data)")
+        raise InputError(path, "raster holds no valid pixels (all no-data)")
     values = np.ma.getdata(band).astype(np.float64)
     low, high = np.percentile(values[valid], STRETCH_PERCENTILES)
     warnings.warn(f"{path}: {band.dtype} raster stretched from {low:g}..{high:g} to 1..255 "
@@ -191,10 +192,10 @@ def _pixel_size(path: Path, crs: Any, transform: Any, name: SceneName | None,
         return name.resolution_m, "name"
     if option_m is not None:
         if option_m <= 0:
-            raise CaFFeError(path, f"pixel size must be positive, got {option_m} m")
+            raise InputError(path, f"pixel size must be positive, got {option_m} m")
         return float(option_m), "option"
     why = "its CRS is geographic (degrees)" if crs is not None else "it is not georeferenced"
-    raise CaFFeError(path, f"pixel size unknown: {why} and its name does not follow CaFFe's "
+    raise InputError(path, f"pixel size unknown: {why} and its name does not follow CaFFe's "
                            f"Glacier_YYYY-MM-DD_Sensor_Resolution_QF_Orbit; give --pixel-size (metres)")
 
 
@@ -297,4 +298,4 @@ def read_front_geojson(path: str | Path) -> list[np.ndarray]:
         return [np.asarray(f["geometry"]["coordinates"], dtype=np.float64).reshape(-1, 2)
                 for f in collection["features"]]
     except (OSError, ValueError, KeyError, TypeError) as err:
-        raise CaFFeError(path, f"not a front GeoJSON ({err})") from err
+        raise InputError(path, f"not a front GeoJSON ({err})") from err

@@ -37,8 +37,10 @@ from matplotlib.patches import Patch
 
 from nnunet_glacier import caffe
 from nnunet_glacier.atomic import atomic_path, write_png
-from nnunet_glacier.caffe import CaFFeError, Sample, SceneName
+from nnunet_glacier.caffe import Sample, SceneName
+from nnunet_glacier.errors import InputError
 from nnunet_glacier.labels import dilate
+
 
 FORMATS = ("png", "pdf")
 PNG_DPI = 150
@@ -221,14 +223,14 @@ def prediction_front(folder: Path, stem: str) -> Path | None:
 def find_predictions(samples: Sequence[Sample], folder: str | Path) -> list[tuple[Sample, Path]]:
     """Pair scenes with their predicted front in ``folder`` (post-processed preferred); scenes without are left out.
 
-    Raises :class:`CaFFeError` naming ``folder`` if it is missing or holds no front of any scene.
+    Raises :class:`InputError` naming ``folder`` if it is missing or holds no front of any scene.
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise CaFFeError(folder, "no such prediction folder")
+        raise InputError(folder, "no such prediction folder")
     pairs = [(s, path) for s in samples if (path := prediction_front(folder, s.stem)) is not None]
     if not pairs:
-        raise CaFFeError(folder, f"no <stem>_front_post.png or <stem>_front.png for any of {len(samples)} scenes")
+        raise InputError(folder, f"no <stem>_front_post.png or <stem>_front.png for any of {len(samples)} scenes")
     return pairs
 
 
@@ -239,7 +241,7 @@ def write_overlays(pairs: Sequence[tuple[Sample, Path]], out_dir: str | Path) ->
         loaded = caffe.load_sample(sample)
         pred = caffe.read_front(pred_path)
         if pred.shape != loaded.image.shape:
-            raise CaFFeError(pred_path, f"size {pred.shape[1]}x{pred.shape[0]} differs from image "
+            raise InputError(pred_path, f"size {pred.shape[1]}x{pred.shape[0]} differs from image "
                                         f"{sample.image.name} ({loaded.image.shape[1]}x{loaded.image.shape[0]})")
         bbox = caffe.read_bbox(sample.bbox) if sample.bbox is not None else None
         rgb = front_overlay_rgb(loaded.image, loaded.front, pred, bbox=bbox)
@@ -255,7 +257,7 @@ def read_mde(path: str | Path, by: str) -> dict[str, dict[str, list[float]]]:
     """Per-image MDEs (m) of a per_image.csv by route, then by group (``by`` of :data:`GROUP_COLUMNS`).
 
     Images with no front (empty ``mde_m``) are left out. A file without a
-    ``route`` column counts as one route ``""``. Raises :class:`CaFFeError`
+    ``route`` column counts as one route ``""``. Raises :class:`InputError`
     naming the file for a missing column, a short line, an MDE that is not a
     non-negative number, or no MDE at all.
     """
@@ -273,26 +275,26 @@ def read_mde(path: str | Path, by: str) -> dict[str, dict[str, list[float]]]:
         except ValueError:
             mde = math.nan
         if not mde >= 0 or math.isinf(mde):
-            raise CaFFeError(path, f"line {line}: mde_m {row['mde_m']!r} is not a non-negative number")
+            raise InputError(path, f"line {line}: mde_m {row['mde_m']!r} is not a non-negative number")
         group = _group_name(row[column], by)
         mdes.setdefault(row.get("route", ""), {}).setdefault(group, []).append(mde)
     if not mdes:
-        raise CaFFeError(path, "no image with an MDE (every mde_m is empty)")
+        raise InputError(path, "no image with an MDE (every mde_m is empty)")
     return mdes
 
 
 def _read_csv(path: Path, required: Sequence[str]) -> list[dict[str, str]]:
     if not path.is_file():
-        raise CaFFeError(path, "file not found")
+        raise InputError(path, "file not found")
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         missing = [c for c in required if c not in (reader.fieldnames or [])]
         if missing:
-            raise CaFFeError(path, f"missing column(s) {', '.join(missing)}")
+            raise InputError(path, f"missing column(s) {', '.join(missing)}")
         rows = list(reader)
     for line, row in enumerate(rows, start=2):
         if None in row.values():
-            raise CaFFeError(path, f"line {line}: fewer fields than the header's {len(reader.fieldnames)}")
+            raise InputError(path, f"line {line}: fewer fields than the header's {len(reader.fieldnames)}")
     return rows
 
 
@@ -432,13 +434,13 @@ def _sensor_sort_key(sensor: str) -> tuple[int, str]:
 def select_glacier(samples: Sequence[Sample], glacier: str, where: str | Path) -> list[Sample]:
     """The samples of one glacier, by code (``"JAC"``) or full name (``"Jakobshavn Isbrae"``).
 
-    Raises :class:`CaFFeError` naming ``where`` and the glaciers present if there is none.
+    Raises :class:`InputError` naming ``where`` and the glaciers present if there is none.
     """
     code = caffe.glacier_code(glacier)
     selected = [s for s in samples if s.name.glacier.lower() == code.lower()]
     if not selected:
         present = sorted({s.name.glacier for s in samples})
-        raise CaFFeError(where, f"no scenes of glacier {glacier!r}; glaciers present: {', '.join(present)}")
+        raise InputError(where, f"no scenes of glacier {glacier!r}; glaciers present: {', '.join(present)}")
     return selected
 
 
@@ -549,13 +551,13 @@ def plot_label_retreat(samples: Sequence[Sample], glacier: str, out: str | Path 
     chosen = max(scenes, key=lambda s: (s.name.date, s.stem)) if background_stem is None else next(
         (s for s in scenes if s.stem == background_stem), None)
     if chosen is None:
-        raise CaFFeError(where, f"no scene {background_stem!r} of glacier {glacier!r}")
+        raise InputError(where, f"no scene {background_stem!r} of glacier {glacier!r}")
     background = caffe.read_grey(chosen.image)
     drawn = scenes if all_sensors else [s for s in scenes if s.name.sensor == chosen.name.sensor]
     fronts = label_fronts(drawn, background.shape)
     sensors = "all sensors" if all_sensors else chosen.name.sensor
     if not fronts:
-        raise CaFFeError(where, f"no front labels of {glacier} ({sensors}) of the background's size "
+        raise InputError(where, f"no front labels of {glacier} ({sensors}) of the background's size "
                                 f"{background.shape[1]}x{background.shape[0]} px")
     title = (f"{chosen.name.glacier} ({sensors}): {len(fronts)} label fronts, {fronts[0][0]} to {fronts[-1][0]}\n"
              f"background {chosen.stem}")

@@ -27,7 +27,9 @@ import numpy as np
 from nnunet_glacier import caffe, plots
 from nnunet_glacier.atomic import write_json, write_text
 from nnunet_glacier.compare import compare_runs, comparison_markdown
+from nnunet_glacier.errors import InputError
 from nnunet_glacier.evaluate import BREAKDOWNS
+
 
 if TYPE_CHECKING:
     from nnunet_glacier.reproduce import Reproduction
@@ -146,7 +148,7 @@ def figures(run: "Reproduction", collected: dict[str, Any], out: Path) -> list[s
     for by in BOXPLOT_GROUPS:
         try:
             series = plots.mde_series(csvs, by)
-        except caffe.CaFFeError as err:  # e.g. no image with a front at all
+        except InputError as err:  # e.g. no image with a front at all
             lines.append(f"(no MDE box plot by {by}: {err})")
             continue
         plots.plot_mde_boxplot(series, out / f"mde_by_{by}", by=by)
@@ -170,7 +172,7 @@ def write_report(run: "Reproduction") -> Path:
     """Write report.md, report.json and the figures into ``run.report_dir``; returns the report's path."""
     collected = collect(run)
     if not collected:
-        raise caffe.CaFFeError(run.work / "evaluation", "no evaluated experiment: run the evaluate step first")
+        raise InputError(run.work / "evaluation", "no evaluated experiment: run the evaluate step first")
     out = run.report_dir
     t_lines, comparison = t_test_section(run, collected)
     lines = [

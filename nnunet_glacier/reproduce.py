@@ -29,8 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nnunet_glacier import caffe
+from nnunet_glacier.errors import InputError
 from nnunet_glacier.experiments import Experiment
 from nnunet_glacier.workspace import Workspace
+
 
 STEPS = ("export", "plan", "train", "predict", "evaluate", "report")
 TEST_SPLIT = "test"
@@ -120,7 +122,7 @@ def predict_step(run: Reproduction, experiment: Experiment) -> None:
     report = predict_images(predictor, images, run.predictions(experiment), per_fold=True, progress=run.progress)
     if report.failed:
         path, problem = report.failed[0]
-        raise caffe.CaFFeError(path, f"prediction failed: {problem} ({len(report.failed)} scene(s) failed)")
+        raise InputError(path, f"prediction failed: {problem} ({len(report.failed)} scene(s) failed)")
 
 
 def evaluate_step(run: Reproduction, experiment: Experiment) -> None:

@@ -53,10 +53,12 @@ import numpy as np
 
 from nnunet_glacier import geo
 from nnunet_glacier.atomic import write_text
-from nnunet_glacier.caffe import CaFFeError, glacier_code
+from nnunet_glacier.caffe import glacier_code
 from nnunet_glacier.detect import QUALITY_CSV, read_records
+from nnunet_glacier.errors import InputError
 from nnunet_glacier.evaluate import csv_text
 from nnunet_glacier.plots import FORMATS, plot_front_positions, plot_retreat, save_figure
+
 
 RETREAT_DIR = "retreat"
 POSITION_COLUMNS = ("date", "stem", "position_m", "change_m", "method", "needs_check")
@@ -105,7 +107,7 @@ def read_centreline(path: str | Path) -> np.ndarray:
     """A centre line as ``(n, 2)`` ``(x, y)``: the first LineString of a GeoJSON, or a CSV with ``x``, ``y`` columns."""
     path = Path(path)
     if not path.is_file():
-        raise CaFFeError(path, "centre line file not found")
+        raise InputError(path, "centre line file not found")
     try:
         if path.suffix.lower() == ".csv":
             with path.open(newline="") as handle:
@@ -113,10 +115,10 @@ def read_centreline(path: str | Path) -> np.ndarray:
         else:
             line = np.asarray(_first_linestring(json.loads(path.read_text())), dtype=np.float64)
     except (KeyError, ValueError, TypeError) as err:
-        raise CaFFeError(path, f"not a centre line: expected a GeoJSON LineString or a CSV with x,y columns "
+        raise InputError(path, f"not a centre line: expected a GeoJSON LineString or a CSV with x,y columns "
                                f"({type(err).__name__}: {err})") from err
     if line.ndim != 2 or line.shape[1] != 2 or len(line) < 2:
-        raise CaFFeError(path, f"a centre line needs at least two (x, y) vertices, got shape {line.shape}")
+        raise InputError(path, f"a centre line needs at least two (x, y) vertices, got shape {line.shape}")
     return line
 
 
@@ -145,13 +147,13 @@ def dated_records(out_dir: Path, records: Sequence[dict[str, Any]]) -> list[dict
 def common_frame(records: Sequence[dict[str, Any]], where: Path) -> tuple[Frame, list[dict[str, Any]]]:
     """The common frame of a glacier's dated records (in date order) and the records on it.
 
-    :class:`CaFFeError` if they mix CRSs, CRS and pixel scenes, or have a
+    :class:`InputError` if they mix CRSs, CRS and pixel scenes, or have a
     geographic CRS. Pixel scenes must share the latest scene's grid (see
     :func:`on_latest_grid`).
     """
     kinds = {r["coordinates"]["kind"] for r in records}
     if len(kinds) > 1:
-        raise CaFFeError(where, f"glacier {records[0]['glacier']}: georeferenced and non-georeferenced scenes "
+        raise InputError(where, f"glacier {records[0]['glacier']}: georeferenced and non-georeferenced scenes "
                                 f"cannot be put on one map; run retreat on separate folders")
     if kinds == {"pixel"}:
         on_grid = on_latest_grid(where, records)
@@ -161,11 +163,11 @@ def common_frame(records: Sequence[dict[str, Any]], where: Path) -> tuple[Frame,
     systems = {r["coordinates"]["wkt"] for r in records}
     if len(systems) > 1:
         stems = ", ".join(r["stem"] for r in records)
-        raise CaFFeError(where, f"glacier {records[0]['glacier']}: scenes in {len(systems)} different CRSs "
+        raise InputError(where, f"glacier {records[0]['glacier']}: scenes in {len(systems)} different CRSs "
                                 f"({stems}); reproject them to one CRS first")
     crs = CRS.from_wkt(systems.pop())
     if not crs.is_projected:
-        raise CaFFeError(where, f"glacier {records[0]['glacier']}: CRS {crs.to_string()} is geographic; "
+        raise InputError(where, f"glacier {records[0]['glacier']}: CRS {crs.to_string()} is geographic; "
                                 f"positions in metres need a projected CRS (warp the scenes, e.g. with gdalwarp)")
     return Frame("crs", float(crs.linear_units_factor[1])), list(records)
 
@@ -251,7 +253,7 @@ def glacier_series(out_dir: Path, glacier: str, records: Sequence[dict[str, Any]
     """Dated fronts and positions of one glacier (see the module doc for the methods)."""
     dated = dated_records(out_dir, records)
     if not dated:
-        raise CaFFeError(out_dir, f"glacier {glacier}: no dated scenes")
+        raise InputError(out_dir, f"glacier {glacier}: no dated scenes")
     frame, on_frame = common_frame(dated, out_dir)
     fronts = read_fronts(out_dir, on_frame, frame)
     if centreline is not None:
@@ -283,7 +285,7 @@ def background_of(out_dir: Path, front: DatedFront) -> np.ndarray:
     shape = tuple(front.record["shape"])
     try:
         image = geo.read_scene(front.record["input"], front.record["pixel_size_m"]).image
-    except CaFFeError:
+    except InputError:
         warnings.warn(f"{out_dir / front.record['stem']}: input {front.record['input']} not readable, "
                       f"drawing fronts on a blank background", stacklevel=2)
         return np.zeros(shape, dtype=np.uint8)
@@ -338,7 +340,7 @@ def select_records(records: Sequence[dict[str, Any]], glacier: str | None, where
     code = glacier_code(glacier)
     chosen = {name: group for name, group in groups.items() if name.lower() == code.lower()}
     if not chosen:
-        raise CaFFeError(where, f"no scenes of glacier {glacier!r}; glaciers present: {', '.join(sorted(groups))}")
+        raise InputError(where, f"no scenes of glacier {glacier!r}; glaciers present: {', '.join(sorted(groups))}")
     return chosen
 
 
@@ -352,10 +354,10 @@ def retreat(out_dir: str | Path, *, glacier: str | None = None, centreline: str 
     out_dir = Path(out_dir)
     records = read_records(out_dir)
     if not records:
-        raise CaFFeError(out_dir, "no scene records (*_detect.json): run `nnunet-glacier detect` into it first")
+        raise InputError(out_dir, "no scene records (*_detect.json): run `nnunet-glacier detect` into it first")
     groups = select_records(records, glacier, out_dir)
     if centreline is not None and len(groups) > 1:
-        raise CaFFeError(Path(centreline), f"one centre line for {len(groups)} glaciers ({', '.join(groups)}): "
+        raise InputError(Path(centreline), f"one centre line for {len(groups)} glaciers ({', '.join(groups)}): "
                                            f"choose one with --glacier")
     line = None if centreline is None else read_centreline(centreline)
     dest = out_dir / RETREAT_DIR if dest is None else Path(dest)

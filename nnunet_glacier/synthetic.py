@@ -35,7 +35,9 @@ import numpy as np
 
 from nnunet_glacier import caffe, labels
 from nnunet_glacier.atomic import write_png, write_text
+from nnunet_glacier.errors import InputError
 from nnunet_glacier.experiments import TASKS
+
 
 GLACIERS_BY_SPLIT = {"train": ("Crane", "DBE", "JAC", "Jorum", "SI"), "test": ("COL", "Mapple")}
 #: Pixel size in metres written into the names, per sensor (CaFFe's resolutions).
@@ -222,7 +224,7 @@ def _check_no_foreign_scenes(root: Path, names: dict[str, list[caffe.SceneName]]
         stems = {name.stem for name in split_names}
         for image in sorted((root / "sar_images" / split).glob("*.png")):
             if image.stem not in stems:
-                raise caffe.CaFFeError(image, "the output folder already holds other scenes; "
+                raise InputError(image, "the output folder already holds other scenes; "
                                               "choose an empty folder")
 
 
@@ -233,7 +235,7 @@ def generate_caffe(root: Path, n_train: int = 8, n_test: int = 4, size: tuple[in
     Layout and names are CaFFe's (see the module docstring); bounding-box
     files ``bounding_boxes/<stem>_bbox.txt`` are written if asked. Returns the
     image paths, train split first. Raises ``ValueError`` for negative counts
-    or sides below MIN_SIZE_PX, :class:`~nnunet_glacier.caffe.CaFFeError` if
+    or sides below MIN_SIZE_PX, :class:`~nnunet_glacier.errors.InputError` if
     ``root`` already holds other scenes.
     """
     if n_train < 0 or n_test < 0:

@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 
 from nnunet_glacier import caffe
-from nnunet_glacier.caffe import CaFFeError, ConversionWarning, SceneName
+from nnunet_glacier.caffe import ConversionWarning, SceneName
+from nnunet_glacier.errors import InputError
 from nnunet_glacier.synthetic import generate_caffe
+
 
 STEM = "Jorum_2010-11-05_TSX_7_1_110"
 
@@ -51,13 +53,13 @@ def test_hemisphere_and_season(stem, hemisphere, season):
     ("Crane_2011-06-10_TSX_0_1_1", "resolution"),
 ])
 def test_bad_names(stem, problem):
-    with pytest.raises(CaFFeError, match=problem) as error:
+    with pytest.raises(InputError, match=problem) as error:
         SceneName.parse(stem, Path("/data") / f"{stem}.png")
     assert str(error.value).startswith(f"/data/{stem}.png: ")
 
 
 def test_error_survives_pickling_for_worker_processes():
-    error = pickle.loads(pickle.dumps(CaFFeError("/a/b.png", "broken")))
+    error = pickle.loads(pickle.dumps(InputError("/a/b.png", "broken")))
     assert (error.path, error.problem, str(error)) == (Path("/a/b.png"), "broken", "/a/b.png: broken")
 
 
@@ -137,7 +139,7 @@ def test_bad_bounding_box_names_the_file(tmp_path, content, problem):
         path.write_bytes(content)
     elif content is not None:
         path.write_text(content)
-    with pytest.raises(CaFFeError, match=problem) as error:
+    with pytest.raises(InputError, match=problem) as error:
         caffe.read_bbox(path)
     assert error.value.path == path
 
@@ -229,7 +231,7 @@ def replace_zones_by_text(root: Path) -> Path:
         "not-a-png"])
 def test_bad_input_names_the_file(root, break_root: Callable[[Path], Path], problem):
     bad_file = break_root(root)
-    with pytest.raises(CaFFeError, match=problem) as error:
+    with pytest.raises(InputError, match=problem) as error:
         for sample in caffe.discover(root):
             caffe.load_sample(sample)
     assert error.value.path == bad_file
@@ -243,17 +245,17 @@ def test_inputs_are_not_modified_by_reading(root):
 
 
 def test_empty_root_names_the_folder(tmp_path):
-    with pytest.raises(CaFFeError, match="not a CaFFe root") as error:
+    with pytest.raises(InputError, match="not a CaFFe root") as error:
         caffe.discover(tmp_path)
     assert error.value.path == tmp_path
     (tmp_path / "sar_images" / "train").mkdir(parents=True)
-    with pytest.raises(CaFFeError, match="no images found") as error:
+    with pytest.raises(InputError, match="no images found") as error:
         caffe.discover(tmp_path)
     assert error.value.path == tmp_path
 
 
 def test_missing_file_names_it(tmp_path):
-    with pytest.raises(CaFFeError, match="file not found") as error:
+    with pytest.raises(InputError, match="file not found") as error:
         caffe.read_grey(tmp_path / "gone.png")
     assert error.value.path == tmp_path / "gone.png"
 

@@ -16,6 +16,7 @@ from nnunet_glacier.caffe import read_grey
 from nnunet_glacier.cli import main
 from nnunet_glacier.detect import QUALITY_COLUMNS, QualitySettings, choose_route, detect, ensemble_disagreement, \
     quality_rows
+from nnunet_glacier.errors import ModelError
 from nnunet_glacier.nnunet.predict import GlacierPredictor
 
 UTM_22N = CRS.from_epsg(32622)
@@ -49,6 +50,15 @@ def test_disagreement_is_total_variation_from_the_mean():
     assert ensemble_disagreement([certain_a, mixed], only_that) == pytest.approx(0.2)
     assert ensemble_disagreement([certain_a], everywhere) is None
     assert ensemble_disagreement([certain_a, certain_b], ~everywhere) is None
+
+
+def test_a_folder_that_is_no_model_is_a_model_error(tmp_path, capsys):
+    with pytest.raises(ModelError, match="not an nnU-Net results folder"):
+        GlacierPredictor(tmp_path)
+    scene = tmp_path / "scene.png"
+    scene.write_bytes(b"")
+    assert main(["detect", "-m", str(tmp_path), "-i", str(scene), "-o", str(tmp_path / "out")]) == 1
+    assert f"error: {tmp_path}: not an nnU-Net results folder" in capsys.readouterr().err
 
 
 def record(stem, length_m, *, segments=1, disagreement=0.05, glacier="JAC"):

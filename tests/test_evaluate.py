@@ -15,10 +15,11 @@ from scipy import stats
 
 from conftest import CAFFE_256_PIXEL_SIZE_M
 from nnunet_glacier import caffe, postprocess
-from nnunet_glacier.caffe import CaFFeError
 from nnunet_glacier.cli import main
 from nnunet_glacier.compare import compare_runs
+from nnunet_glacier.errors import InputError
 from nnunet_glacier.evaluate import PER_IMAGE_COLUMNS, evaluate_predictions
+
 
 #: The per_image.csv contract other modules (plots) rely on.
 EXPECTED_COLUMNS = ("stem,glacier,date,season,sensor,resolution_m,pixel_size_m,route,n_pred_px,n_true_px,mde_m,"
@@ -213,7 +214,7 @@ def test_prediction_without_a_scene_is_an_error(tmp_path: Path):
     predictions = _copy_labels_as_predictions(root, "test", tmp_path / "pred")
     stray = predictions / "COL_2012-02-02_TSX_7_1_1_zones.png"
     shutil.copy(predictions / f"{TINY_STEM}_zones.png", stray)
-    with pytest.raises(CaFFeError, match="without a matching scene") as info:
+    with pytest.raises(InputError, match="without a matching scene") as info:
         evaluate_predictions(predictions, root, workers=1, progress=False)
     assert info.value.path == stray
 
@@ -224,10 +225,10 @@ def test_other_files_are_ignored_and_an_empty_folder_is_an_error(tmp_path: Path)
     predictions.mkdir()
     (predictions / f"{TINY_STEM}_boundary.png").write_bytes(b"")
     (predictions / "notes.txt").write_text("x")
-    with pytest.raises(CaFFeError, match="no predictions found") as info:
+    with pytest.raises(InputError, match="no predictions found") as info:
         evaluate_predictions(predictions, root, workers=1, progress=False)
     assert info.value.path == predictions
-    with pytest.raises(CaFFeError, match="predictions folder not found"):
+    with pytest.raises(InputError, match="predictions folder not found"):
         evaluate_predictions(tmp_path / "missing", root, workers=1, progress=False)
 
 
@@ -242,7 +243,7 @@ def test_bad_prediction_names_the_file(tmp_path: Path, suffix: str, array: np.nd
     predictions.mkdir()
     bad = predictions / f"{TINY_STEM}{suffix}.png"
     cv2.imwrite(str(bad), array)
-    with pytest.raises(CaFFeError, match=problem) as info:
+    with pytest.raises(InputError, match=problem) as info:
         evaluate_predictions(predictions, root, workers=workers, progress=False)
     assert info.value.path == bad
 
@@ -252,7 +253,7 @@ def test_label_front_of_another_size_names_the_label(tmp_path: Path):
     predictions = _copy_labels_as_predictions(root, "test", tmp_path / "pred")
     label = root / "fronts" / "test" / f"{TINY_STEM}_front.png"
     cv2.imwrite(str(label), np.zeros((64, 60), np.uint8))
-    with pytest.raises(CaFFeError, match=f"size 60x64 differs from {TINY_STEM}_zones.png") as info:
+    with pytest.raises(InputError, match=f"size 60x64 differs from {TINY_STEM}_zones.png") as info:
         evaluate_predictions(predictions, root, workers=1, progress=False)
     assert info.value.path == label
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from nnunet_glacier import experiments, labels
-from nnunet_glacier.experiments import EXPERIMENT_ORDER, ConfigError, get_experiment, load_experiments, select
+from nnunet_glacier.errors import ConfigError
+from nnunet_glacier.experiments import EXPERIMENT_ORDER, get_experiment, load_experiments, select
 
 
 def test_six_experiments_in_the_papers_order():

@@ -14,9 +14,11 @@ import pytest
 from conftest import CAFFE_256_PIXEL_SIZE_M
 
 from nnunet_glacier import caffe
+from nnunet_glacier.errors import InputError
 from nnunet_glacier.experiments import Experiment, get_experiment
 from nnunet_glacier.nnunet.export import CHANNEL_SUFFIX, export_dataset
 from nnunet_glacier.synthetic import generate_caffe
+
 
 CLI = Path(sys.executable).with_name("nnunet-glacier")
 
@@ -104,7 +106,7 @@ def test_dataset_id_clash_names_the_other_dataset(tmp_path, synthetic_root):
     experiment = get_experiment("fused")
     other = tmp_path / f"Dataset{experiment.dataset_id:03d}_SomethingElse"
     other.mkdir()
-    with pytest.raises(caffe.CaFFeError, match="is taken by another dataset") as error:
+    with pytest.raises(InputError, match="is taken by another dataset") as error:
         export_quietly(synthetic_root, experiment, tmp_path)
     assert error.value.path == other
     assert not (tmp_path / experiment.dataset).exists()
@@ -114,7 +116,7 @@ def test_bad_file_in_a_worker_process_names_the_file(tmp_path):
     root = tmp_path / "caffe"
     image, *_ = generate_caffe(root, n_train=2, n_test=0, size=(32, 32))
     image.write_bytes(image.read_bytes()[:50])
-    with pytest.raises(caffe.CaFFeError, match="unreadable or truncated") as error:
+    with pytest.raises(InputError, match="unreadable or truncated") as error:
         export_quietly(root, get_experiment("fused"), tmp_path / "raw", num_workers=2)
     assert error.value.path == image
     assert not (tmp_path / "raw" / get_experiment("fused").dataset / "dataset.json").exists()
@@ -123,7 +125,7 @@ def test_bad_file_in_a_worker_process_names_the_file(tmp_path):
 def test_a_root_without_training_images_is_refused(tmp_path):
     root = tmp_path / "caffe"
     generate_caffe(root, n_train=0, n_test=1, size=(32, 32))
-    with pytest.raises(caffe.CaFFeError, match="no training images"):
+    with pytest.raises(InputError, match="no training images"):
         export_quietly(root, get_experiment("fused"), tmp_path / "raw")
 
 

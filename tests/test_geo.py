@@ -14,7 +14,8 @@ from rasterio.transform import from_origin
 
 from nnunet_glacier import geo, postprocess
 from nnunet_glacier.atomic import write_png
-from nnunet_glacier.caffe import CaFFeError, ConversionWarning
+from nnunet_glacier.caffe import ConversionWarning
+from nnunet_glacier.errors import InputError
 
 UTM_22N = CRS.from_epsg(32622)  # Jakobshavn Isbrae's UTM zone
 TRANSFORM = from_origin(500_000.0, 7_680_000.0, 30.0, 30.0)  # 30 m pixels, north up
@@ -81,14 +82,14 @@ def test_pixel_size_precedence_transform_then_name_then_option(tmp_path):
     write_png(tmp_path / "plain.png", grey())
     scene = geo.read_scene(tmp_path / "plain.png", pixel_size_m=7.0)
     assert (scene.pixel_size_m, scene.pixel_size_source) == (7.0, "option")
-    with pytest.raises(CaFFeError, match=r"plain\.png: pixel size unknown.*--pixel-size"):
+    with pytest.raises(InputError, match=r"plain\.png: pixel size unknown.*--pixel-size"):
         geo.read_scene(tmp_path / "plain.png")
 
 
 def test_geographic_crs_needs_a_pixel_size(tmp_path):
     path = write_geotiff(tmp_path / "wgs84.tif", grey(), crs=CRS.from_epsg(4326),
                          transform=from_origin(-50.0, 69.2, 0.0003, 0.0003))
-    with pytest.raises(CaFFeError, match="geographic"):
+    with pytest.raises(InputError, match="geographic"):
         geo.read_scene(path)
     assert geo.read_scene(path, pixel_size_m=25.0).pixel_size_source == "option"
 
@@ -116,7 +117,7 @@ def test_uint16_raster_is_stretched(tmp_path):
 def test_corrupt_geotiff_error_names_the_file(tmp_path, content):
     path = tmp_path / "broken_scene.tif"
     path.write_bytes(content)
-    with pytest.raises(CaFFeError, match=r"broken_scene\.tif: unreadable or truncated GeoTIFF"):
+    with pytest.raises(InputError, match=r"broken_scene\.tif: unreadable or truncated GeoTIFF"):
         geo.read_scene(path)
 
 
@@ -124,7 +125,7 @@ def test_truncated_geotiff_error_names_the_file(tmp_path):
     full = write_geotiff(tmp_path / "full.tif", grey((300, 300))).read_bytes()
     path = tmp_path / "cut.tif"
     path.write_bytes(full[:len(full) // 2])
-    with pytest.raises(CaFFeError, match=r"cut\.tif"):
+    with pytest.raises(InputError, match=r"cut\.tif"):
         geo.read_scene(path)
 
 
@@ -133,7 +134,7 @@ def test_list_scenes_takes_pngs_and_geotiffs_only(tmp_path):
         (tmp_path / name).write_bytes(b"x")
     assert [p.name for p in geo.list_scenes(tmp_path)] == ["a.png", "b.tif", "c.TIFF"]
     (tmp_path / "empty").mkdir()
-    with pytest.raises(CaFFeError, match=r"empty: no scenes"):
+    with pytest.raises(InputError, match=r"empty: no scenes"):
         geo.list_scenes(tmp_path / "empty")
 
 

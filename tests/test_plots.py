@@ -12,8 +12,9 @@ import pytest
 from matplotlib.patches import PathPatch
 
 from nnunet_glacier import caffe, plots
-from nnunet_glacier.caffe import BoundingBox, CaFFeError
+from nnunet_glacier.caffe import BoundingBox
 from nnunet_glacier.cli import main
+from nnunet_glacier.errors import InputError
 
 GREY = 100
 
@@ -153,7 +154,7 @@ def test_boxplot_one_series_per_route_and_resolution_order(tmp_path):
 ])
 def test_read_mde_errors_name_the_file(tmp_path, header, rows, problem):
     path = _write_csv(tmp_path / "per_image.csv", rows, header)
-    with pytest.raises(CaFFeError, match=problem.replace("(", r"\(").replace(")", r"\)")) as error:
+    with pytest.raises(InputError, match=problem.replace("(", r"\(").replace(")", r"\)")) as error:
         plots.read_mde(path, "glacier")
     assert error.value.path == path
 
@@ -239,7 +240,7 @@ def test_label_retreat_on_real_sample(tmp_path, caffe_256):
     assert fig.axes[0].get_title().startswith(f"Jorum (S1): {n_s1} label fronts")
     everything = plots.plot_label_retreat(samples, "jorum", where=caffe_256, all_sensors=True)
     assert everything.axes[0].get_title().startswith("Jorum (all sensors): 77 label fronts")
-    with pytest.raises(CaFFeError, match="no scenes of glacier 'Columbia'; glaciers present: Crane, Jorum"):
+    with pytest.raises(InputError, match="no scenes of glacier 'Columbia'; glaciers present: Crane, Jorum"):
         plots.plot_label_retreat(samples, "Columbia", where=caffe_256)
 
 

@@ -12,11 +12,12 @@ from rasterio.transform import from_origin
 
 from nnunet_glacier import geo, postprocess
 from nnunet_glacier.atomic import write_png, write_text
-from nnunet_glacier.caffe import CaFFeError
 from nnunet_glacier.cli import main
 from nnunet_glacier.detect import QUALITY_CSV, QualitySettings, SceneFront, quality_csv, quality_rows, \
     read_records, write_scene
+from nnunet_glacier.errors import InputError
 from nnunet_glacier.retreat import read_centreline, retreat
+
 
 SHAPE = (30, 40)
 PIXEL_M = 10.0
@@ -125,7 +126,7 @@ def test_pixel_scenes_off_the_latest_grid_are_left_out(detected):
 
 def test_mixed_coordinate_systems_are_refused(detected):
     write_detected(detected, "fjord_2021-03-01", 18, georeferenced=True)
-    with pytest.raises(CaFFeError, match="georeferenced and non-georeferenced"):
+    with pytest.raises(InputError, match="georeferenced and non-georeferenced"):
         retreat(detected)
 
 
@@ -134,18 +135,18 @@ def test_two_crss_are_refused(tmp_path):
     out.mkdir()
     write_detected(out, "fjord_2019-03-01", 10, georeferenced=True)
     write_detected(out, "fjord_2019-09-01", 12, georeferenced=True, crs=CRS.from_epsg(32623))
-    with pytest.raises(CaFFeError, match="2 different CRSs"):
+    with pytest.raises(InputError, match="2 different CRSs"):
         retreat(out)
 
 
 def test_glacier_filter_and_errors_name_the_folder(detected, tmp_path):
     assert set(retreat(detected, glacier="fjord")) == {"Fjord"}
-    with pytest.raises(CaFFeError, match=r"detect: no scenes of glacier 'JAC'; glaciers present: Fjord"):
+    with pytest.raises(InputError, match=r"detect: no scenes of glacier 'JAC'; glaciers present: Fjord"):
         retreat(detected, glacier="JAC")
-    with pytest.raises(CaFFeError, match="no scene records"):
+    with pytest.raises(InputError, match="no scene records"):
         retreat(tmp_path / "inputs")
     bad = tmp_path / "line.geojson"
     bad.write_text(json.dumps({"type": "Point", "coordinates": [0, 0]}))
-    with pytest.raises(CaFFeError, match=r"line\.geojson: not a centre line"):
+    with pytest.raises(InputError, match=r"line\.geojson: not a centre line"):
         read_centreline(bad)
     assert main(["retreat", str(detected), "--centreline", str(tmp_path / "missing.csv")]) == 1

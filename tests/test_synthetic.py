@@ -10,6 +10,7 @@ import pytest
 
 from nnunet_glacier import caffe, labels, synthetic
 from nnunet_glacier.cli import main
+from nnunet_glacier.errors import InputError
 
 
 def file_bytes(root: Path) -> dict[str, bytes]:
@@ -83,7 +84,7 @@ def test_rerun_with_same_arguments_is_allowed_but_mixing_scenes_is_not(tmp_path)
     before = file_bytes(tmp_path)
     synthetic.generate_caffe(tmp_path, n_train=2, n_test=1, size=(32, 32))
     assert file_bytes(tmp_path) == before
-    with pytest.raises(caffe.CaFFeError, match="already holds other scenes") as error:
+    with pytest.raises(InputError, match="already holds other scenes") as error:
         synthetic.generate_caffe(tmp_path, n_train=2, n_test=1, size=(32, 32), seed=5)
     assert error.value.path.parent.parent == tmp_path / "sar_images"
 

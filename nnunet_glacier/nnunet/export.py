@@ -24,7 +24,9 @@ from tqdm import tqdm
 
 from nnunet_glacier import caffe
 from nnunet_glacier.atomic import write_json, write_png
+from nnunet_glacier.errors import InputError
 from nnunet_glacier.experiments import Experiment
+
 
 CHANNEL_SUFFIX = "_0000"
 
@@ -47,7 +49,7 @@ def _check_dataset_id_free(raw_root: Path, experiment: Experiment) -> None:
     prefix = f"Dataset{experiment.dataset_id:03d}_"
     for other in raw_root.glob(prefix + "*"):
         if other.name != experiment.dataset:
-            raise caffe.CaFFeError(other, f"dataset ID {experiment.dataset_id} is taken by another dataset; "
+            raise InputError(other, f"dataset ID {experiment.dataset_id} is taken by another dataset; "
                                           f"nnU-Net needs unique IDs (expected {experiment.dataset})")
 
 
@@ -94,7 +96,7 @@ def export_dataset(data_root: str | Path, experiment: Experiment, raw_root: str 
     data_root, raw_root = Path(data_root).resolve(), Path(raw_root)
     samples = caffe.discover(data_root, pixel_size=pixel_size)
     if not any(s.split == "train" for s in samples):
-        raise caffe.CaFFeError(data_root, "no training images in sar_images/train")
+        raise InputError(data_root, "no training images in sar_images/train")
     raw_root.mkdir(parents=True, exist_ok=True)
     _check_dataset_id_free(raw_root, experiment)
     folder = dataset_folder(raw_root, experiment)

@@ -28,11 +28,13 @@ import torch
 from tqdm import tqdm
 
 from nnunet_glacier.atomic import atomic_path, write_png
-from nnunet_glacier.caffe import CaFFeError, read_grey
+from nnunet_glacier.caffe import read_grey
+from nnunet_glacier.errors import InputError, ModelError
 from nnunet_glacier.experiments import TASKS, Task
 from nnunet_glacier.nnunet.networks import task_probabilities
 from nnunet_glacier.nnunet.training import resolve_device
 from nnunet_glacier.workspace import add_trainer_path
+
 
 NNUNET_SPACING = [999.0, 1.0, 1.0]  # what nnU-Net's 2-D PNG reader reports
 
@@ -77,10 +79,10 @@ class GlacierPredictor:
         if folds is None:
             folds = nnUNetPredictor.auto_detect_available_folds(str(self.model_dir), checkpoint)
         if not folds:
-            raise CaFFeError(self.model_dir, f"no fold_*/{checkpoint} found: is this a trained model folder?")
+            raise ModelError(self.model_dir, f"no fold_*/{checkpoint} found: is this a trained model folder?")
         for fold in folds:
             if not (self.model_dir / f"fold_{fold}" / checkpoint).is_file():
-                raise CaFFeError(self.model_dir / f"fold_{fold}" / checkpoint, "checkpoint not found")
+                raise ModelError(self.model_dir / f"fold_{fold}" / checkpoint, "checkpoint not found")
         self.folds = list(folds)
         self._nnunet = nnUNetPredictor(tile_step_size=step_size, use_mirroring=mirroring,
                                        device=resolve_device(device), allow_tqdm=tile_progress)
@@ -119,10 +121,10 @@ class GlacierPredictor:
 def _model_tasks(model_dir: Path) -> tuple[Task, ...]:
     dataset_json = model_dir / "dataset.json"
     if not dataset_json.is_file():
-        raise CaFFeError(model_dir, "not an nnU-Net results folder (no dataset.json)")
+        raise ModelError(model_dir, "not an nnU-Net results folder (no dataset.json)")
     tasks = json.loads(dataset_json.read_text()).get("caffe", {}).get("tasks")
     if not tasks:
-        raise CaFFeError(dataset_json, "no 'caffe' block: not a model trained on a dataset exported by nnunet_glacier")
+        raise ModelError(dataset_json, "no 'caffe' block: not a model trained on a dataset exported by nnunet_glacier")
     return tuple(TASKS[t] for t in tasks)
 
 
@@ -173,7 +175,7 @@ def predict_images(predictor: GlacierPredictor, images: list[Path], out_dir: str
             continue
         try:
             ensemble, members = predictor.predict(read_grey(image_path))
-        except (CaFFeError, ValueError) as err:
+        except (InputError, ValueError) as err:
             report.failed.append((image_path, str(err)))
             continue
         write_prediction(ensemble, out_dir, stem, save_probabilities)

@@ -38,9 +38,11 @@ from torch import nn
 
 from nnunet_glacier import labels
 from nnunet_glacier.atomic import write_json
-from nnunet_glacier.experiments import ConfigError, Experiment, get_experiment
+from nnunet_glacier.errors import ConfigError
+from nnunet_glacier.experiments import Experiment, get_experiment
 from nnunet_glacier.nnunet.networks import task_log_probabilities
 from nnunet_glacier.workspace import Workspace
+
 
 NETWORK_CLASS = "nnunet_glacier.nnunet.networks.MultiTaskUNet"
 PLAIN_UNET = "dynamic_network_architectures.architectures.unet.PlainConvUNet"
