@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from nnunet_glacier.errors import InputError
-from nnunet_glacier.experiments import TASKS
+from nnunet_glacier.tasks import TASKS
 
 SPLITS = ("train", "test")
 
@@ -256,7 +256,7 @@ def read_front(path: str | Path) -> np.ndarray:
 
 
 def read_label(path: str | Path, task: str) -> np.ndarray:
-    """Read a label or prediction PNG of a task (``experiments.TASKS``) as class indices (``uint8``).
+    """Read a label or prediction PNG of a task (``tasks.TASKS``) as class indices (``uint8``).
 
     Pixel values outside the task's ``png_values`` raise :class:`InputError`.
     """

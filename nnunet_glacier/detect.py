@@ -49,9 +49,10 @@ from nnunet_glacier import geo, postprocess
 from nnunet_glacier.atomic import write_json, write_text
 from nnunet_glacier.errors import InputError
 from nnunet_glacier.evaluate import Settings, csv_text, route_front_and_zones
-from nnunet_glacier.experiments import TASKS
 from nnunet_glacier.nnunet.predict import GlacierPredictor, RunReport, ScenePrediction
 from nnunet_glacier.plots import plot_overlay
+from nnunet_glacier.tasks import TASKS
+
 
 
 RECORD_SUFFIX = "_detect.json"

@@ -1,7 +1,7 @@
 """Benchmark-exact evaluation of a predictions folder against a CaFFe root.
 
 A predictions folder holds per-scene PNGs in CaFFe pixel values, named by the
-task's suffix (``experiments.TASKS``); any subset may be present::
+task's suffix (``tasks.TASKS``); any subset may be present::
 
     <stem>_zones.png   zone map: 0 NA, 64 rock, 127 glacier, 254 ocean   -> route "zone"
     <stem>_front.png   front-task map: 255 front (a few px wide), 0       -> route "front"
@@ -50,7 +50,7 @@ from nnunet_glacier import caffe, metrics, postprocess
 from nnunet_glacier.atomic import write_json, write_png, write_text
 from nnunet_glacier.caffe import Sample
 from nnunet_glacier.errors import InputError
-from nnunet_glacier.experiments import TASKS
+from nnunet_glacier.tasks import TASKS
 
 
 #: Routes in priority order; a route's name is the task whose prediction file it reads.

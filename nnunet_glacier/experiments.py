@@ -2,7 +2,8 @@
 
 Each experiment is a JSON file in ``configs/`` (one per experiment, holding
 every setting the paper states); this module reads them into typed
-:class:`Experiment` records and defines the label *tasks* they combine.
+:class:`Experiment` records. The label *tasks* they combine are declared in
+:mod:`nnunet_glacier.tasks`.
 Size profiles (``configs/profiles/*.json``) override plan and training
 settings for every experiment, e.g. ``tiny`` for CPU tests and the demo.
 
@@ -13,76 +14,19 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from nnunet_glacier import labels
 from nnunet_glacier.errors import ConfigError
+from nnunet_glacier.tasks import TASKS, LabelSettings, Task
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 PROFILE_DIR = CONFIG_DIR / "profiles"
-
-
-@dataclass(frozen=True)
-class Task:
-    """One label map a network learns.
-
-    ``png_values[c]`` is the CaFFe pixel value written for class ``c`` in
-    prediction PNGs; ``suffix`` names the prediction file
-    (``<stem><suffix>.png``).
-    """
-
-    name: str
-    class_names: tuple[str, ...]
-    png_values: tuple[int, ...]
-    suffix: str
-    build: Callable[[np.ndarray, np.ndarray, "LabelSettings"], np.ndarray] = field(repr=False, compare=False)
-
-    @property
-    def n_classes(self) -> int:
-        return len(self.class_names)
-
-    def to_png(self, classes: np.ndarray) -> np.ndarray:
-        """Class indices -> CaFFe pixel values (``uint8``)."""
-        return np.asarray(self.png_values, dtype=np.uint8)[classes]
-
-    def from_png(self, pixels: np.ndarray) -> np.ndarray:
-        """CaFFe pixel values -> class indices; raises ``ValueError`` on unknown values."""
-        lut = np.full(256, 255, dtype=np.uint8)
-        lut[list(self.png_values)] = np.arange(self.n_classes, dtype=np.uint8)
-        classes = lut[pixels]
-        if (classes == 255).any():
-            bad = sorted(set(np.unique(pixels).tolist()) - set(self.png_values))
-            raise ValueError(f"{self.name} map holds values {bad} outside {list(self.png_values)}")
-        return classes
-
-
-@dataclass(frozen=True)
-class LabelSettings:
-    front_dilation_px: int = 5
-    boundary_dilation_px: int = 5
-
-
-ZONE_VALUES = (0, 64, 127, 254)
-FRONT_VALUES = (0, 255)
-
-TASKS: dict[str, Task] = {
-    task.name: task
-    for task in (
-        Task("zone", ("na", "rock", "glacier", "ocean"), ZONE_VALUES, "_zones",
-             lambda zones, front, s: np.asarray(zones, dtype=np.uint8)),
-        Task("front", ("background", "front"), FRONT_VALUES, "_front",
-             lambda zones, front, s: labels.front_label(front, s.front_dilation_px)),
-        Task("boundary", ("background", "boundary"), FRONT_VALUES, "_boundary",
-             lambda zones, front, s: labels.glacier_boundary(zones, s.boundary_dilation_px)),
-        Task("fused", ("na", "rock", "glacier", "ocean", "front"), ZONE_VALUES + (255,), "_fused",
-             lambda zones, front, s: labels.fused_label(zones, labels.front_label(front, s.front_dilation_px))),
-    )
-}
 
 
 @dataclass(frozen=True)

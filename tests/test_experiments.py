@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nnunet_glacier import experiments, labels
+from nnunet_glacier import experiments, labels, tasks
 from nnunet_glacier.errors import ConfigError
 from nnunet_glacier.experiments import EXPERIMENT_ORDER, get_experiment, load_experiments, select
 
@@ -80,7 +80,7 @@ def test_build_label_encodes_each_task():
 
 
 def test_task_png_values_round_trip_and_reject_unknown_values():
-    zone = experiments.TASKS["zone"]
+    zone = tasks.TASKS["zone"]
     classes = np.array([[0, 1, 2, 3]], np.uint8)
     assert zone.to_png(classes).tolist() == [[0, 64, 127, 254]]
     assert zone.from_png(zone.to_png(classes)).tolist() == classes.tolist()

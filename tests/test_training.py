@@ -27,11 +27,12 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_glacier.caffe import read_grey
 from nnunet_glacier.cli import main
-from nnunet_glacier.experiments import EXPERIMENT_ORDER, TASKS, get_experiment
+from nnunet_glacier.experiments import EXPERIMENT_ORDER, get_experiment
 from nnunet_glacier.nnunet.export import export_dataset
 from nnunet_glacier.nnunet.networks import task_probabilities
 from nnunet_glacier.nnunet.plans import plan_and_preprocess, write_configuration
 from nnunet_glacier.nnunet.training import model_folder
+from nnunet_glacier.tasks import TASKS
 from nnunet_glacier.workspace import TRAINER_DIR, Workspace
 
 PROFILE = "tiny"

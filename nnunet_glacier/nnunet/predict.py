@@ -30,10 +30,11 @@ from tqdm import tqdm
 from nnunet_glacier.atomic import atomic_path, write_png
 from nnunet_glacier.caffe import read_grey
 from nnunet_glacier.errors import InputError, ModelError
-from nnunet_glacier.experiments import TASKS, Task
 from nnunet_glacier.nnunet.networks import task_probabilities
 from nnunet_glacier.nnunet.training import resolve_device
+from nnunet_glacier.tasks import TASKS, Task
 from nnunet_glacier.workspace import add_trainer_path
+
 
 
 NNUNET_SPACING = [999.0, 1.0, 1.0]  # what nnU-Net's 2-D PNG reader reports
