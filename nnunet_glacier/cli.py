@@ -339,13 +339,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_detect(args: argparse.Namespace) -> int:
     from nnunet_glacier.detect import QUALITY_CSV, QualitySettings, detect
-    from nnunet_glacier.evaluate import Settings
     from nnunet_glacier.geo import list_scenes
+    from nnunet_glacier.postprocess import PostprocessSettings
 
     scenes = list_scenes(args.input)
     predictor = _predictor(args)
     report = detect(predictor, scenes, args.output, pixel_size_m=args.pixel_size, glacier=args.glacier,
-                    settings=Settings(min_length_m=args.min_length_m),
+                    settings=PostprocessSettings(min_length_m=args.min_length_m),
                     quality=QualitySettings(length_factor=args.length_factor,
                                             max_disagreement=args.max_disagreement))
     return _finish_run(report, f"folds {predictor.folds}", f"-> {args.output} (flags: {args.output / QUALITY_CSV})")

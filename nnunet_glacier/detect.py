@@ -47,11 +47,13 @@ from tqdm import tqdm
 
 from nnunet_glacier import geo, postprocess
 from nnunet_glacier.atomic import write_json, write_text
+from nnunet_glacier.csv_tables import csv_text
 from nnunet_glacier.errors import InputError
-from nnunet_glacier.evaluate import Settings, csv_text, route_front_and_zones
 from nnunet_glacier.nnunet.predict import GlacierPredictor, RunReport, ScenePrediction
 from nnunet_glacier.plots import plot_overlay
+from nnunet_glacier.postprocess import PostprocessSettings, choose_route, route_front_and_zones
 from nnunet_glacier.tasks import TASKS
+
 
 
 
@@ -74,14 +76,6 @@ class QualitySettings:
     length_factor: float = 2.0
     min_scenes: int = 3
     max_disagreement: float = 0.15
-
-
-def choose_route(tasks: Sequence[str]) -> str:
-    """The post-processing route of a model with these tasks: ``fused``, else ``zone``, else ``front``."""
-    for route in ("fused", "zone", "front"):
-        if route in tasks:
-            return route
-    raise ValueError(f"a model with tasks {list(tasks)} has no zone, fused or front task")
 
 
 def ensemble_disagreement(members: Sequence[np.ndarray], where: np.ndarray) -> float | None:
@@ -120,7 +114,7 @@ class SceneFront:
 
 
 def scene_front(scene: geo.GeoScene, ensemble: ScenePrediction, members: Sequence[ScenePrediction],
-                route: str, settings: Settings) -> SceneFront:
+                route: str, settings: PostprocessSettings) -> SceneFront:
     """Post-process a scene's ensemble prediction along ``route`` and measure the folds' agreement on the front."""
     front, zones = route_front_and_zones(route, ensemble.class_map(route), scene.pixel_size_m, settings)
     if zones is not None:
@@ -189,7 +183,7 @@ def is_done(out: Path, path: Path, model: Path) -> bool:
 
 
 def detect(predictor: GlacierPredictor, scenes: Sequence[Path], out: str | Path, *,
-           pixel_size_m: float | None = None, glacier: str | None = None, settings: Settings = Settings(),
+           pixel_size_m: float | None = None, glacier: str | None = None, settings: PostprocessSettings = PostprocessSettings(),
            quality: QualitySettings = QualitySettings(), progress: bool = True) -> RunReport:
     """Detect fronts in ``scenes`` into ``out`` (see the module doc); a failing scene is reported and skipped.
 

@@ -28,13 +28,11 @@ Outputs (written atomically into ``out``)::
     <stem>_front_post.png          post-processed fronts (0/255) of the primary route
     <route>/<stem>_front_post.png  ... of the other routes
 
-The primary route is the first present of :data:`ROUTES` (fused, zone,
-front). Distances are in metres; pixel sizes in metres per pixel.
+The primary route is the first present of :data:`~nnunet_glacier.postprocess.ROUTES`
+(fused, zone, front). Distances are in metres; pixel sizes in metres per pixel.
 """
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -49,12 +47,12 @@ from tqdm import tqdm
 from nnunet_glacier import caffe, metrics, postprocess
 from nnunet_glacier.atomic import write_json, write_png, write_text
 from nnunet_glacier.caffe import Sample
+from nnunet_glacier.csv_tables import csv_text
 from nnunet_glacier.errors import InputError
+from nnunet_glacier.postprocess import ROUTES, PostprocessSettings
 from nnunet_glacier.tasks import TASKS
 
 
-#: Routes in priority order; a route's name is the task whose prediction file it reads.
-ROUTES = ("fused", "zone", "front")
 POST_SUFFIX = "_front_post"
 
 PER_IMAGE_COLUMNS = (
@@ -71,14 +69,6 @@ BREAKDOWNS: dict[str, Callable[[Sample], str]] = {
     "resolution": lambda s: f"{s.name.resolution_m:g}",
     "glacier_season": lambda s: f"{s.name.glacier}/{s.name.season}",
 }
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Post-processing settings: fronts of ``<= min_length_m`` metres are dropped; fused glacier dilation kernel."""
-
-    min_length_m: float = postprocess.MIN_FRONT_LENGTH_M
-    fused_dilation_px: int = postprocess.FUSED_GLACIER_DILATION_PX
 
 
 @dataclass(frozen=True)
@@ -112,7 +102,7 @@ class SceneJob:
 
     sample: Sample
     predictions: dict[str, Path]
-    settings: Settings
+    settings: PostprocessSettings
     fronts_dirs: dict[str, Path] | None
 
 
@@ -155,20 +145,6 @@ def match_predictions(folder: Path, samples: Sequence[Sample], split: str) -> di
 
 # --- one scene -------------------------------------------------------------------------------------------------
 
-def route_front_and_zones(route: str, class_map: np.ndarray, pixel_size_m: float,
-                          settings: Settings) -> tuple[np.ndarray, np.ndarray | None]:
-    """The post-processed front (``bool``) of a route's class map, and its zone map for zone metrics (or ``None``)."""
-    min_pixels = postprocess.min_front_pixels(pixel_size_m, settings.min_length_m)
-    if route == "zone":
-        return postprocess.zone_route(class_map, min_pixels), class_map
-    if route == "fused":
-        zones = postprocess.fused_to_zones(class_map, settings.fused_dilation_px)
-        return postprocess.zone_route(zones, min_pixels), zones
-    if route == "front":
-        return postprocess.front_route(class_map, min_pixels), None
-    raise ValueError(f"unknown route {route!r}; routes are {', '.join(ROUTES)}")
-
-
 def _check_size(path: Path, array: np.ndarray, reference: Path, shape: tuple[int, ...]) -> None:
     """Raise :class:`InputError` naming ``path`` if ``array`` is not of ``shape`` (that of the file ``reference``)."""
     if array.shape != shape:
@@ -188,7 +164,7 @@ def evaluate_scene(job: SceneJob) -> list[ImageResult]:
         path = job.predictions[route]
         class_map = caffe.read_label(path, route)
         _check_size(path, class_map, sample.zones, true_zones.shape)
-        front, zones = route_front_and_zones(route, class_map, sample.pixel_size_m, job.settings)
+        front, zones = postprocess.route_front_and_zones(route, class_map, sample.pixel_size_m, job.settings)
         front = postprocess.apply_bounding_box(front, box)
         if job.fronts_dirs is not None:
             write_png(job.fronts_dirs[route] / f"{sample.stem}{POST_SUFFIX}.png", front.astype(np.uint8) * 255)
@@ -217,7 +193,7 @@ def fronts_dirs(out: Path, routes: Sequence[str]) -> dict[str, Path]:
 
 def evaluate_predictions(predictions: str | Path, data: str | Path, *, split: str = "test",
                          out: str | Path | None = None, pixel_size: caffe.PixelSize = None,
-                         save_fronts: bool = True, settings: Settings = Settings(), workers: int | None = None,
+                         save_fronts: bool = True, settings: PostprocessSettings = PostprocessSettings(), workers: int | None = None,
                          progress: bool = True) -> Evaluation:
     """Evaluate every route present in ``predictions`` against the ``split`` scenes of the CaFFe root ``data``.
 
@@ -281,24 +257,6 @@ def summarise(results: Sequence[ImageResult], routes: Sequence[str], samples: Se
             entry[f"by_{breakdown}"] = {g: group_summary(groups[g]) for g in sorted(groups)}
         summary["routes"][route] = entry
     return summary
-
-
-def csv_value(value: Any) -> str:
-    """A CSV cell: empty for ``None`` and NaN, floats with 10 significant digits."""
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return "" if math.isnan(value) else f"{value:.10g}"
-    return str(value)
-
-
-def csv_text(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """CSV text: a header of ``columns``, then the rows (cells by :func:`csv_value`)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    writer.writerows([csv_value(v) for v in row] for row in rows)
-    return buffer.getvalue()
 
 
 def per_image_csv(results: Sequence[ImageResult]) -> str:

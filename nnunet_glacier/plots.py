@@ -16,7 +16,6 @@ Distances (MDE) are in metres.
 """
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import functools
 import math
@@ -38,8 +37,10 @@ from matplotlib.patches import Patch
 from nnunet_glacier import caffe
 from nnunet_glacier.atomic import atomic_path, write_png
 from nnunet_glacier.caffe import Sample, SceneName
+from nnunet_glacier.csv_tables import read_csv
 from nnunet_glacier.errors import InputError
 from nnunet_glacier.labels import dilate
+
 
 
 FORMATS = ("png", "pdf")
@@ -265,7 +266,7 @@ def read_mde(path: str | Path, by: str) -> dict[str, dict[str, list[float]]]:
         raise ValueError(f"unknown grouping {by!r}; use one of {', '.join(GROUP_COLUMNS)}")
     path = Path(path)
     column = GROUP_COLUMNS[by]
-    rows = _read_csv(path, ("stem", "mde_m", column))
+    rows = read_csv(path, ("stem", "mde_m", column))
     mdes: dict[str, dict[str, list[float]]] = {}
     for line, row in enumerate(rows, start=2):
         if not row["mde_m"].strip():
@@ -281,21 +282,6 @@ def read_mde(path: str | Path, by: str) -> dict[str, dict[str, list[float]]]:
     if not mdes:
         raise InputError(path, "no image with an MDE (every mde_m is empty)")
     return mdes
-
-
-def _read_csv(path: Path, required: Sequence[str]) -> list[dict[str, str]]:
-    if not path.is_file():
-        raise InputError(path, "file not found")
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in required if c not in (reader.fieldnames or [])]
-        if missing:
-            raise InputError(path, f"missing column(s) {', '.join(missing)}")
-        rows = list(reader)
-    for line, row in enumerate(rows, start=2):
-        if None in row.values():
-            raise InputError(path, f"line {line}: fewer fields than the header's {len(reader.fieldnames)}")
-    return rows
 
 
 def _group_name(value: str, by: str) -> str:

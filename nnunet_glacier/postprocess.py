@@ -17,6 +17,9 @@ Three routes lead from a network's output to a front:
 - fused route (:func:`fused_route`): fused map -> :func:`fused_to_zones`
   (front class -> ocean, glacier dilated once with a 7 x 7 kernel) -> zone route
 
+:func:`route_front_and_zones` runs a route with its :class:`PostprocessSettings`
+for evaluation and detection alike; :func:`choose_route` picks a model's route.
+
 "Short" means ``pixel count <= min_length_m / pixel_size_m`` (a float
 threshold; CaFFe uses 750 m), for 8-connected pieces, in both routes
 (:func:`remove_short_fronts`). Predictions outside a scene's bounding box
@@ -29,6 +32,9 @@ tree-shaped skeletons and may differ by a few pixels where a skeleton holds
 a loop.
 """
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
@@ -46,6 +52,16 @@ MIN_FRONT_LENGTH_M = 750.0
 FUSED_GLACIER_DILATION_PX = 7
 
 EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
+#: Routes in priority order; a route's name is the task whose prediction it reads (see :mod:`nnunet_glacier.tasks`).
+ROUTES = ("fused", "zone", "front")
+
+
+@dataclass(frozen=True)
+class PostprocessSettings:
+    """Post-processing settings: fronts of ``<= min_length_m`` metres are dropped; fused glacier dilation kernel."""
+
+    min_length_m: float = MIN_FRONT_LENGTH_M
+    fused_dilation_px: int = FUSED_GLACIER_DILATION_PX
 
 
 def min_front_pixels(pixel_size_m: float, min_length_m: float = MIN_FRONT_LENGTH_M) -> float:
@@ -213,3 +229,30 @@ def apply_bounding_box(front: np.ndarray, box: BoundingBox | None) -> np.ndarray
     """
     front = np.asarray(front) > 0
     return front if box is None else front & box.mask(front.shape)
+
+
+def route_front_and_zones(route: str, class_map: np.ndarray, pixel_size_m: float,
+                          settings: PostprocessSettings) -> tuple[np.ndarray, np.ndarray | None]:
+    """The post-processed front (``bool``) of a route's class map, and its zone map for zone metrics (or ``None``).
+
+    The zone map is the raw zone map for the zone route, :func:`fused_to_zones`
+    of the fused map for the fused route (before clean-up), ``None`` for the
+    front route.
+    """
+    min_pixels = min_front_pixels(pixel_size_m, settings.min_length_m)
+    if route == "zone":
+        return zone_route(class_map, min_pixels), class_map
+    if route == "fused":
+        zones = fused_to_zones(class_map, settings.fused_dilation_px)
+        return zone_route(zones, min_pixels), zones
+    if route == "front":
+        return front_route(class_map, min_pixels), None
+    raise ValueError(f"unknown route {route!r}; routes are {', '.join(ROUTES)}")
+
+
+def choose_route(tasks: Sequence[str]) -> str:
+    """The post-processing route of a model with these tasks: the first of :data:`ROUTES` (fused, zone, front)."""
+    for route in ROUTES:
+        if route in tasks:
+            return route
+    raise ValueError(f"a model with tasks {list(tasks)} has no zone, fused or front task")

@@ -127,9 +127,10 @@ def predict_step(run: Reproduction, experiment: Experiment) -> None:
 
 def evaluate_step(run: Reproduction, experiment: Experiment) -> None:
     """Evaluate the ensemble and every fold; a member whose summary is newer than its predictions is skipped."""
-    from nnunet_glacier.evaluate import Settings, evaluate_predictions
+    from nnunet_glacier.evaluate import evaluate_predictions
+    from nnunet_glacier.postprocess import PostprocessSettings
 
-    settings = Settings(min_length_m=experiment.evaluation.front_min_length_m,
+    settings = PostprocessSettings(min_length_m=experiment.evaluation.front_min_length_m,
                         fused_dilation_px=experiment.evaluation.fused_glacier_dilation_px)
     for member in run.members(experiment):
         predictions = run.predictions(experiment) / ("" if member == "ensemble" else member)

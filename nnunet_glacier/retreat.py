@@ -54,10 +54,11 @@ import numpy as np
 from nnunet_glacier import geo
 from nnunet_glacier.atomic import write_text
 from nnunet_glacier.caffe import glacier_code
+from nnunet_glacier.csv_tables import csv_text
 from nnunet_glacier.detect import QUALITY_CSV, read_records
 from nnunet_glacier.errors import InputError
-from nnunet_glacier.evaluate import csv_text
 from nnunet_glacier.plots import FORMATS, plot_front_positions, plot_retreat, save_figure
+
 
 
 RETREAT_DIR = "retreat"

@@ -14,10 +14,10 @@ from rasterio.transform import from_origin
 from nnunet_glacier import geo
 from nnunet_glacier.caffe import read_grey
 from nnunet_glacier.cli import main
-from nnunet_glacier.detect import QUALITY_COLUMNS, QualitySettings, choose_route, detect, ensemble_disagreement, \
-    quality_rows
+from nnunet_glacier.detect import QUALITY_COLUMNS, QualitySettings, detect, ensemble_disagreement, quality_rows
 from nnunet_glacier.errors import ModelError
 from nnunet_glacier.nnunet.predict import GlacierPredictor
+from nnunet_glacier.postprocess import choose_route
 
 UTM_22N = CRS.from_epsg(32622)
 TRANSFORM = from_origin(480_000.0, 7_670_000.0, 40.0, 40.0)

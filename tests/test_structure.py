@@ -48,6 +48,7 @@ def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
 
 @pytest.mark.parametrize("module, forbidden", [
     ("nnunet_glacier.caffe", "nnunet_glacier.experiments"),  # the data layer knows tasks, not experiments
+    ("nnunet_glacier.detect", "nnunet_glacier.evaluate"),  # both use the routes of postprocess
 ])
 def test_module_does_not_depend_on(module, forbidden):
     assert forbidden not in reachable(import_graph(), module)
