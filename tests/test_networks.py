@@ -11,7 +11,7 @@ from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
 from nnunet_glacier import labels
 from nnunet_glacier.nnunet.networks import (MultiTaskUNet, joint_log_probabilities, task_log_probabilities,
                                             task_probabilities)
-from nnunet_glacier.nnunet.training import MultiTaskLoss
+from nnunet_glacier.nnunet.trainers.multitask import MultiTaskLoss
 
 
 def unet_kwargs(n_stages: int = 4, base: int = 8, max_features: int = 64) -> dict:
@@ -110,3 +110,18 @@ def test_multitask_loss_is_the_weighted_sum_of_task_losses_in_both_output_forms(
     assert torch.allclose(loss(logits, target), expected, atol=1e-5)
     joint = joint_log_probabilities(logits, (4, 2))
     assert torch.allclose(loss(joint, target), expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["stl_zone", "mtl_late", "mtl_early", "mtl_boundary"])
+def test_nnunet_finds_our_trainer_classes_through_the_trainer_path(name, monkeypatch):
+    """``nnUNetv2_train -tr NAME`` looks trainers up by name in ``nnUNet_extTrainer``: it must get our classes."""
+    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+
+    from nnunet_glacier.experiments import get_experiment
+    from nnunet_glacier.nnunet import trainers
+    from nnunet_glacier.workspace import TRAINER_DIR
+
+    monkeypatch.setenv("nnUNet_extTrainer", str(TRAINER_DIR))
+    trainer = get_experiment(name).trainer
+    found = recursive_find_trainer_class_by_name(trainer)
+    assert found.__module__.startswith(trainers.__name__ + ".") and found.__name__ == trainer

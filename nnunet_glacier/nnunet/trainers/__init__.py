@@ -1,1 +1,10 @@
-"""The folder ``nnUNet_extTrainer`` points to; see caffe_trainers.py."""
+"""Our nnU-Net v2 trainers (subclasses of nnU-Net's ``nnUNetTrainer``).
+
+- :mod:`~nnunet_glacier.nnunet.trainers.glacier`: ``nnUNetTrainerGlacier``, the
+  stock trainer with the schedule from our plans configuration;
+- :mod:`~nnunet_glacier.nnunet.trainers.multitask`: ``nnUNetTrainerMTLLate``,
+  ``nnUNetTrainerMTLEarly``, ``nnUNetTrainerMTLBoundary`` and their loss.
+
+``nnUNetv2_train -tr NAME`` finds them through ``nnUNet_extTrainer`` pointing
+at the folder ``nnunet_ext/`` below (``nnunet-glacier trainer-path`` prints it).
+"""

@@ -2,10 +2,10 @@
 
 nnU-Net imports every module of the folder named by ``nnUNet_extTrainer`` by
 its bare name; this module only re-exports the classes defined in
-:mod:`nnunet_glacier.nnunet.training`, so both routes give the same classes.
+:mod:`nnunet_glacier.nnunet.trainers`, so both routes give the same classes.
 """
-from nnunet_glacier.nnunet.training import (  # noqa: F401
-    nnUNetTrainerGlacier,
+from nnunet_glacier.nnunet.trainers.glacier import nnUNetTrainerGlacier  # noqa: F401
+from nnunet_glacier.nnunet.trainers.multitask import (  # noqa: F401
     nnUNetTrainerMTL,
     nnUNetTrainerMTLBoundary,
     nnUNetTrainerMTLEarly,

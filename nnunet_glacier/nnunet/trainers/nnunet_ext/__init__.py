@@ -1,0 +1,1 @@
+"""The folder ``nnUNet_extTrainer`` points to; see caffe_trainers.py."""
