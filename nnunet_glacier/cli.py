@@ -324,7 +324,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     run = _reproduction(args, args.experiments, args.data)
     run_reproduction(run, args.steps)
     if "report" in args.steps:
-        print(f"report: {run.report_dir / 'report.md'}")
+        print(f"report: {run.layout.report_dir / 'report.md'}")
     return 0
 
 

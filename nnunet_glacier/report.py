@@ -1,7 +1,7 @@
 """The reproduction report: the paper's tables from our evaluations, t-tests and figures.
 
 Reads ``<work>/evaluation/<experiment>/{ensemble,fold_K}/summary.json`` (and
-``per_image.csv``) of every experiment of a :class:`~nnunet_glacier.reproduce.Reproduction`
+``per_image.csv``) of every experiment of a run (paths from :mod:`nnunet_glacier.layout`)
 and writes into ``<work>/report/``:
 
 - ``report.md`` — front delineation (Table A2 form: pooled MDE as mean ± std
@@ -19,8 +19,9 @@ MDE values are metres; IoU and the other zone scores are fractions (0..1).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -29,10 +30,9 @@ from nnunet_glacier.atomic import write_json, write_text
 from nnunet_glacier.compare import compare_runs, comparison_markdown
 from nnunet_glacier.errors import InputError
 from nnunet_glacier.evaluate import BREAKDOWNS
+from nnunet_glacier.experiments import Experiment
+from nnunet_glacier.layout import ENSEMBLE, RunLayout, fold_member
 
-
-if TYPE_CHECKING:
-    from nnunet_glacier.reproduce import Reproduction
 
 #: The paper's test-set MDEs (Herrmann et al. 2023) and the CaFFe baselines, in metres.
 PAPER_MDE_M = (
@@ -51,20 +51,24 @@ def _read_summary(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def collect(run: "Reproduction") -> dict[str, Any]:
-    """Per experiment and route: the ensemble's and each fold's overall results, and the ensemble's breakdowns."""
+def collect(layout: RunLayout, experiments: Sequence[Experiment],
+            folds: Mapping[str, Sequence[int]]) -> dict[str, Any]:
+    """Per experiment and route: the ensemble's and each fold's overall results, and the ensemble's breakdowns.
+
+    ``folds`` names the folds of each experiment (by name) whose evaluations are read.
+    """
     collected: dict[str, Any] = {}
-    for experiment in run.experiments:
-        ensemble = _read_summary(run.evaluation(experiment, "ensemble") / "summary.json")
+    for experiment in experiments:
+        ensemble = _read_summary(layout.evaluation(experiment.name, ENSEMBLE) / "summary.json")
         if ensemble is None:
             continue
-        folds = [s for s in (_read_summary(run.evaluation(experiment, m) / "summary.json")
-                             for m in run.members(experiment)[1:]) if s is not None]
+        folds_read = [s for s in (_read_summary(layout.evaluation(experiment.name, fold_member(k)) / "summary.json")
+                                  for k in folds[experiment.name]) if s is not None]
         collected[experiment.name] = {
             "title": experiment.title,
-            "n_folds": len(folds),
+            "n_folds": len(folds_read),
             "routes": {route: {"ensemble": entry["overall"],
-                               "folds": [f["routes"][route]["overall"] for f in folds if route in f["routes"]],
+                               "folds": [f["routes"][route]["overall"] for f in folds_read if route in f["routes"]],
                                "breakdowns": {b: entry[f"by_{b}"] for b in BREAKDOWNS}}
                        for route, entry in ensemble["routes"].items()},
         }
@@ -132,19 +136,19 @@ def breakdown_tables(collected: dict[str, Any]) -> list[str]:
     return lines
 
 
-def t_test_section(run: "Reproduction", collected: dict[str, Any]) -> tuple[list[str], dict[str, Any] | None]:
-    runs = {e.name: str(run.evaluation(e, "fold_*") / "summary.json")
-            for e in run.experiments if collected.get(e.name, {}).get("n_folds", 0) > 0}
+def t_test_section(layout: RunLayout, collected: dict[str, Any]) -> tuple[list[str], dict[str, Any] | None]:
+    runs = {name: str(layout.evaluation(name, fold_member("*")) / "summary.json")
+            for name, experiment in collected.items() if experiment["n_folds"] > 0}
     if sum(e["n_folds"] >= 2 for e in collected.values()) < 2:
         return ["Welch t-tests need two or more experiments with at least two evaluated folds each."], None
     comparison = compare_runs(runs)
     return [comparison_markdown(comparison)], comparison
 
 
-def figures(run: "Reproduction", collected: dict[str, Any], out: Path) -> list[str]:
-    """Write the figures; returns Markdown lines embedding them."""
+def figures(layout: RunLayout, collected: dict[str, Any], data: Path, out: Path) -> list[str]:
+    """Write the figures (the timeline and overlays from the CaFFe root ``data``); returns Markdown lines."""
     lines = []
-    csvs = {e.name: run.evaluation(e, "ensemble") / "per_image.csv" for e in run.experiments if e.name in collected}
+    csvs = {name: layout.evaluation(name, ENSEMBLE) / "per_image.csv" for name in collected}
     for by in BOXPLOT_GROUPS:
         try:
             series = plots.mde_series(csvs, by)
@@ -153,31 +157,33 @@ def figures(run: "Reproduction", collected: dict[str, Any], out: Path) -> list[s
             continue
         plots.plot_mde_boxplot(series, out / f"mde_by_{by}", by=by)
         lines.append(f"![per-image MDE by {by}](mde_by_{by}.png)")
-    samples = caffe.discover(run.data, pixel_size=run.pixel_size)
+    samples = caffe.discover(data)
     plots.plot_timeline(samples, out / "dataset_timeline")
     lines.append("![dataset timeline](dataset_timeline.png)")
     test_samples = [s for s in samples if s.split == "test"]
-    for experiment in run.experiments:
-        if experiment.name not in collected:
-            continue
-        folder = run.evaluation(experiment, "ensemble")
-        pairs = plots.find_predictions(test_samples, folder)[:OVERLAYS_PER_EXPERIMENT]
-        written = plots.write_overlays(pairs, out / "overlays" / experiment.name)
-        lines.append(f"\n{experiment.name} (label front blue, prediction yellow, overlap magenta, box cyan):\n")
-        lines += [f"![{p.stem}](overlays/{experiment.name}/{p.name})" for p in written]
+    for name in collected:
+        pairs = plots.find_predictions(test_samples, layout.evaluation(name, ENSEMBLE))[:OVERLAYS_PER_EXPERIMENT]
+        written = plots.write_overlays(pairs, out / "overlays" / name)
+        lines.append(f"\n{name} (label front blue, prediction yellow, overlap magenta, box cyan):\n")
+        lines += [f"![{p.stem}](overlays/{name}/{p.name})" for p in written]
     return lines
 
 
-def write_report(run: "Reproduction") -> Path:
-    """Write report.md, report.json and the figures into ``run.report_dir``; returns the report's path."""
-    collected = collect(run)
+def write_report(layout: RunLayout, experiments: Sequence[Experiment], folds: Mapping[str, Sequence[int]],
+                 data: Path) -> Path:
+    """Write report.md, report.json and the figures into ``layout.report_dir``; returns the report's path.
+
+    ``experiments`` (in report order) with their ``folds`` (by experiment
+    name) were evaluated on the test split of the CaFFe root ``data``.
+    """
+    collected = collect(layout, experiments, folds)
     if not collected:
-        raise InputError(run.work / "evaluation", "no evaluated experiment: run the evaluate step first")
-    out = run.report_dir
-    t_lines, comparison = t_test_section(run, collected)
+        raise InputError(layout.work / "evaluation", "no evaluated experiment: run the evaluate step first")
+    out = layout.report_dir
+    t_lines, comparison = t_test_section(layout, collected)
     lines = [
         "# nnunet_glacier reproduction report", "",
-        f"Data: `{run.data}`; work directory: `{run.work}`; profile: `{run.experiments[0].profile}`; "
+        f"Data: `{data}`; work directory: `{layout.work}`; profile: `{experiments[0].profile}`; "
         f"test split evaluated with the CaFFe bounding boxes where present.", "",
         "## Front delineation (Table A2 form)", "",
         "Pooled MDE (Eq. 1) over all test images, as mean ± std over the folds and for the mean-probability "
@@ -192,7 +198,7 @@ def write_report(run: "Reproduction") -> Path:
         "## Breakdowns", *breakdown_tables(collected), "",
         "## The paper's results for reference (test set MDE, m)", "",
         "| result | MDE (m) |", "|---|---:|", *(f"| {k} | {v} |" for k, v in PAPER_MDE_M), "",
-        "## Figures", "", *figures(run, collected, out), "",
+        "## Figures", "", *figures(layout, collected, data, out), "",
     ]
     write_json(out / "report.json", {"experiments": collected, "comparison": comparison})
     write_text(out / "report.md", "\n".join(lines))

@@ -9,13 +9,7 @@ Steps, per experiment (``STEPS``)::
     evaluate  each fold and the ensemble, every route         (evaluate)
     report    Markdown report with tables, t-tests and plots (report)
 
-Work directory layout::
-
-    <work>/nnUNet_raw, nnUNet_preprocessed, nnUNet_results   nnU-Net's folders
-    <work>/predictions/<experiment>/                          ensemble PNGs
-    <work>/predictions/<experiment>/fold_K/                   fold K's PNGs
-    <work>/evaluation/<experiment>/{ensemble,fold_K}/         summary.json, per_image.csv
-    <work>/report/                                            report.md and figures
+The work directory is laid out as :mod:`nnunet_glacier.layout` describes.
 
 Every step skips work that is complete (a re-run only finishes what an
 interrupted run left), so the same command resumes a reproduction.
@@ -31,6 +25,7 @@ from pathlib import Path
 from nnunet_glacier import caffe
 from nnunet_glacier.errors import InputError
 from nnunet_glacier.experiments import Experiment
+from nnunet_glacier.layout import RunLayout, members
 from nnunet_glacier.workspace import Workspace
 
 
@@ -55,26 +50,15 @@ class Reproduction:
     iterations: int | None = None
 
     @property
-    def workspace(self) -> Workspace:
-        return Workspace.from_work_dir(self.work)
-
-    def predictions(self, experiment: Experiment) -> Path:
-        return self.work / "predictions" / experiment.name
-
-    def evaluation(self, experiment: Experiment, member: str) -> Path:
-        """``member`` is ``"ensemble"`` or ``"fold_K"``."""
-        return self.work / "evaluation" / experiment.name / member
+    def layout(self) -> RunLayout:
+        return RunLayout(self.work)
 
     @property
-    def report_dir(self) -> Path:
-        return self.work / "report"
+    def workspace(self) -> Workspace:
+        return self.layout.workspace
 
     def folds_of(self, experiment: Experiment) -> list[int]:
         return list(self.folds) if self.folds is not None else list(experiment.folds)
-
-    def members(self, experiment: Experiment) -> list[str]:
-        """What is evaluated: the ensemble and each fold."""
-        return ["ensemble", *(f"fold_{k}" for k in self.folds_of(experiment))]
 
 
 def export_step(run: Reproduction, experiment: Experiment) -> None:
@@ -119,7 +103,8 @@ def predict_step(run: Reproduction, experiment: Experiment) -> None:
     images = [s.image for s in caffe.discover(run.data, (TEST_SPLIT,), pixel_size=run.pixel_size)]
     predictor = GlacierPredictor(model_folder(run.workspace, experiment), run.folds_of(experiment), device=run.device,
                                  mirroring=run.mirroring)
-    report = predict_images(predictor, images, run.predictions(experiment), per_fold=True, progress=run.progress)
+    report = predict_images(predictor, images, run.layout.predictions(experiment.name), per_fold=True,
+                            progress=run.progress)
     if report.failed:
         path, problem = report.failed[0]
         raise InputError(path, f"prediction failed: {problem} ({len(report.failed)} scene(s) failed)")
@@ -131,10 +116,10 @@ def evaluate_step(run: Reproduction, experiment: Experiment) -> None:
     from nnunet_glacier.postprocess import PostprocessSettings
 
     settings = PostprocessSettings(min_length_m=experiment.evaluation.front_min_length_m,
-                        fused_dilation_px=experiment.evaluation.fused_glacier_dilation_px)
-    for member in run.members(experiment):
-        predictions = run.predictions(experiment) / ("" if member == "ensemble" else member)
-        out = run.evaluation(experiment, member)
+                                   fused_dilation_px=experiment.evaluation.fused_glacier_dilation_px)
+    for member in members(run.folds_of(experiment)):
+        predictions = run.layout.predictions(experiment.name, member)
+        out = run.layout.evaluation(experiment.name, member)
         newest = max((p.stat().st_mtime for p in predictions.glob("*.png")), default=0.0)
         summary = out / "summary.json"
         if summary.is_file() and summary.stat().st_mtime >= newest:
@@ -147,7 +132,7 @@ def report_step(run: Reproduction) -> Path:
     """Write the Markdown report of every experiment evaluated so far; returns its path."""
     from nnunet_glacier.report import write_report
 
-    return write_report(run)
+    return write_report(run.layout, run.experiments, {e.name: run.folds_of(e) for e in run.experiments}, run.data)
 
 
 def run_demo(run: Reproduction, *, n_train: int = 24, n_test: int = 6, size: int = 256, seed: int = 1) -> Path:
@@ -155,11 +140,11 @@ def run_demo(run: Reproduction, *, n_train: int = 24, n_test: int = 6, size: int
     from nnunet_glacier.synthetic import generate_caffe
 
     if run.data is None:
-        run.data = run.work / "data"
+        run.data = run.layout.synthetic_data
         if not (run.data / "sar_images").is_dir():
             generate_caffe(run.data, n_train=n_train, n_test=n_test, size=(size, size), seed=seed)
     run_reproduction(run)
-    return run.report_dir / "report.md"
+    return run.layout.report_dir / "report.md"
 
 
 def run_reproduction(run: Reproduction, steps: Sequence[str] = STEPS) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from nnunet_glacier.atomic import write_text
 from nnunet_glacier.experiments import Experiment
+from nnunet_glacier.layout import RunLayout
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ def write_slurm_jobs(experiments: list[Experiment], data: Path, work: Path, out_
                      settings: ClusterSettings = ClusterSettings()) -> list[Path]:
     """Write the job scripts and ``submit_all.sh`` into ``out_dir``; returns the files written."""
     data, work, out_dir = Path(data).resolve(), Path(work).resolve(), Path(out_dir)
-    log_dir = work / "slurm_logs"
+    log_dir = RunLayout(work).slurm_logs
     written = []
     submit = ["#!/bin/bash", "# Submit every job with its dependencies: bash submit_all.sh", "set -euo pipefail",
               f"mkdir -p {shlex.quote(str(log_dir))}", f'cd "$(dirname "$0")"']

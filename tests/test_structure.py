@@ -46,6 +46,12 @@ def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
     return seen
 
 
+def test_no_import_cycle():
+    graph = import_graph()
+    cycles = sorted(name for name in graph if name in reachable(graph, name))
+    assert not cycles, f"modules on an import cycle: {cycles}"
+
+
 @pytest.mark.parametrize("module, forbidden", [
     ("nnunet_glacier.caffe", "nnunet_glacier.experiments"),  # the data layer knows tasks, not experiments
     ("nnunet_glacier.detect", "nnunet_glacier.evaluate"),  # both use the routes of postprocess
