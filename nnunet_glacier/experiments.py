@@ -1,11 +1,13 @@
 """The six experiments of Herrmann et al. (2023), declared once.
 
-Each experiment is a JSON file in ``configs/`` (one per experiment, holding
-every setting the paper states); this module reads them into typed
-:class:`Experiment` records. The label *tasks* they combine are declared in
-:mod:`nnunet_glacier.tasks`.
-Size profiles (``configs/profiles/*.json``) override plan and training
-settings for every experiment, e.g. ``tiny`` for CPU tests and the demo.
+The settings the paper states for all six experiments are declared once in
+``configs/base.json``; each experiment is a short JSON file in ``configs/``
+holding what sets it apart (tasks, dataset, trainer, branching, patch size)
+and is read on top of the base into a typed :class:`Experiment` record. The
+label *tasks* they combine are declared in :mod:`nnunet_glacier.tasks`.
+Size profiles (``configs/profiles/*.json``: a ``description`` and overrides)
+override plan and training settings for every experiment, e.g. ``tiny`` for
+CPU tests and the demo. A key that no setting reads is an error.
 
 Everything else — export, planning, trainers, prediction, evaluation,
 reproduction scripts — looks experiments up here instead of restating them.
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from nnunet_glacier.tasks import TASKS, LabelSettings, Task
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 PROFILE_DIR = CONFIG_DIR / "profiles"
+BASE_FILE = "base.json"
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,8 @@ class TrainingSettings:
 
 @dataclass(frozen=True)
 class EvaluationSettings:
-    routes: tuple[str, ...]
+    """Post-processing settings of the evaluation (see :class:`~nnunet_glacier.postprocess.PostprocessSettings`)."""
+
     front_min_length_m: float
     fused_glacier_dilation_px: int
 
@@ -73,7 +77,6 @@ class EvaluationSettings:
 class Experiment:
     name: str
     title: str
-    notes: str
     tasks: tuple[str, ...]
     dataset_id: int
     dataset_name: str
@@ -151,17 +154,20 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 
 
 def _experiment_from_dict(raw: dict[str, Any], profile: str, source: Path) -> Experiment:
+    unread = sorted(set(raw) - {f.name for f in fields(Experiment)} - {"profile"})
+    if unread:
+        raise ConfigError(f"{source}: unknown setting(s) {unread}")
     try:
         plan = dict(raw["plan"])
         if plan.get("patch_size") is not None:
             plan["patch_size"] = tuple(plan["patch_size"])
         experiment = Experiment(
-            name=raw["name"], title=raw["title"], notes=raw["notes"], tasks=tuple(raw["tasks"]),
+            name=raw["name"], title=raw["title"], tasks=tuple(raw["tasks"]),
             dataset_id=int(raw["dataset_id"]), dataset_name=raw["dataset_name"], trainer=raw["trainer"],
             branching=raw["branching"], labels=LabelSettings(**raw["labels"]),
             loss_weights=tuple(float(w) for w in raw["loss_weights"]), plan=PlanSettings(**plan),
             training=TrainingSettings(**raw["training"]), folds=tuple(raw["folds"]),
-            evaluation=EvaluationSettings(**{**raw["evaluation"], "routes": tuple(raw["evaluation"]["routes"])}),
+            evaluation=EvaluationSettings(**raw["evaluation"]),
             profile=profile,
         )
     except (KeyError, TypeError, ValueError) as err:
@@ -185,14 +191,20 @@ def profiles() -> list[str]:
     return sorted(p.stem for p in PROFILE_DIR.glob("*.json"))
 
 
+def profile_description(profile: str = "paper") -> str:
+    """What a size profile is for: its ``description`` (empty if it has none)."""
+    return str(_read_json(PROFILE_DIR / f"{profile}.json").get("description", ""))
+
+
 @lru_cache(maxsize=None)
 def load_experiments(profile: str = "paper") -> dict[str, Experiment]:
     """All experiments, in the paper's order, with ``profile`` applied."""
     override = _read_json(PROFILE_DIR / f"{profile}.json")
     override = {k: v for k, v in override.items() if k != "description"}
+    base = _read_json(CONFIG_DIR / BASE_FILE)
     experiments = {}
-    for path in sorted(CONFIG_DIR.glob("*.json")):
-        raw = _merge(_read_json(path), override)
+    for path in sorted(p for p in CONFIG_DIR.glob("*.json") if p.name != BASE_FILE):
+        raw = _merge(_merge(base, _read_json(path)), override)
         experiment = _experiment_from_dict(raw, profile, path)
         if experiment.name != path.stem:
             raise ConfigError(f"{path}: name {experiment.name!r} must equal the file name")

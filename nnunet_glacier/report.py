@@ -30,7 +30,7 @@ from nnunet_glacier.atomic import write_json, write_text
 from nnunet_glacier.compare import compare_runs, comparison_markdown
 from nnunet_glacier.errors import InputError
 from nnunet_glacier.evaluate import BREAKDOWNS
-from nnunet_glacier.experiments import Experiment
+from nnunet_glacier.experiments import Experiment, profile_description
 from nnunet_glacier.layout import ENSEMBLE, RunLayout, fold_member
 
 
@@ -183,7 +183,8 @@ def write_report(layout: RunLayout, experiments: Sequence[Experiment], folds: Ma
     t_lines, comparison = t_test_section(layout, collected)
     lines = [
         "# nnunet_glacier reproduction report", "",
-        f"Data: `{data}`; work directory: `{layout.work}`; profile: `{experiments[0].profile}`; "
+        f"Data: `{data}`; work directory: `{layout.work}`; profile: `{experiments[0].profile}` "
+        f"({profile_description(experiments[0].profile)}); "
         f"test split evaluated with the CaFFe bounding boxes where present.", "",
         "## Front delineation (Table A2 form)", "",
         "Pooled MDE (Eq. 1) over all test images, as mean ± std over the folds and for the mean-probability "

@@ -112,6 +112,20 @@ def edit_config(folder: Path, experiment: str, changes: dict) -> Path:
     return path
 
 
+def test_shared_settings_are_declared_once_in_the_base_file():
+    base = json.loads((experiments.CONFIG_DIR / experiments.BASE_FILE).read_text())
+    for name in EXPERIMENT_ORDER:
+        own = json.loads((experiments.CONFIG_DIR / f"{name}.json").read_text())
+        for key, value in own.items():
+            repeated = set(value) & set(base.get(key, {})) if isinstance(value, dict) else key in base
+            assert not repeated, (name, key)
+        assert len(own) + len(own["plan"]) <= 12, f"{name}.json should stay short"
+
+
+def test_profiles_describe_themselves():
+    assert all(experiments.profile_description(p) for p in experiments.profiles())
+
+
 def test_config_copy_loads(config_dir):
     assert list(load_experiments()) == list(EXPERIMENT_ORDER)
 
@@ -123,6 +137,7 @@ def test_config_copy_loads(config_dir):
     (dict(tasks=["zone", "front"], loss_weights=[1.0, 1.0]), "need a branching"),
     (dict(name="fused_v2"), "must equal the file name"),
     (dict(labels="five pixels"), "missing, unexpected or malformed setting"),
+    (dict(notes="a key nothing reads"), r"unknown setting\(s\) \['notes'\]"),
 ])
 def test_broken_experiment_config_names_its_file(config_dir, changes, problem):
     path = edit_config(config_dir, "fused", changes)
