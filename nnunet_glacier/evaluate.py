@@ -193,8 +193,8 @@ def fronts_dirs(out: Path, routes: Sequence[str]) -> dict[str, Path]:
 
 def evaluate_predictions(predictions: str | Path, data: str | Path, *, split: str = "test",
                          out: str | Path | None = None, pixel_size: caffe.PixelSize = None,
-                         save_fronts: bool = True, settings: PostprocessSettings = PostprocessSettings(), workers: int | None = None,
-                         progress: bool = True) -> Evaluation:
+                         save_fronts: bool = True, settings: PostprocessSettings = PostprocessSettings(),
+                         workers: int | None = None, progress: bool = True) -> Evaluation:
     """Evaluate every route present in ``predictions`` against the ``split`` scenes of the CaFFe root ``data``.
 
     ``out`` defaults to ``<predictions>/evaluation``; ``pixel_size`` (metres)
