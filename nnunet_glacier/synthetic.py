@@ -225,7 +225,7 @@ def _check_no_foreign_scenes(root: Path, names: dict[str, list[caffe.SceneName]]
         for image in sorted((root / "sar_images" / split).glob("*.png")):
             if image.stem not in stems:
                 raise InputError(image, "the output folder already holds other scenes; "
-                                              "choose an empty folder")
+                                        "choose an empty folder")
 
 
 def generate_caffe(root: Path, n_train: int = 8, n_test: int = 4, size: tuple[int, int] = (128, 128),

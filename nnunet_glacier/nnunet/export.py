@@ -50,7 +50,7 @@ def _check_dataset_id_free(raw_root: Path, experiment: Experiment) -> None:
     for other in raw_root.glob(prefix + "*"):
         if other.name != experiment.dataset:
             raise InputError(other, f"dataset ID {experiment.dataset_id} is taken by another dataset; "
-                                          f"nnU-Net needs unique IDs (expected {experiment.dataset})")
+                                    f"nnU-Net needs unique IDs (expected {experiment.dataset})")
 
 
 def _remove_stale_cases(folder: Path, samples: list[caffe.Sample]) -> None:
