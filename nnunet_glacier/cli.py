@@ -15,7 +15,10 @@ from typing import TYPE_CHECKING
 from nnunet_glacier import __version__
 from nnunet_glacier.caffe import SPLITS
 from nnunet_glacier.errors import ConfigError, InputError, ModelError
-from nnunet_glacier.experiments import EXPERIMENT_ORDER, profiles
+from nnunet_glacier.experiments import EXPERIMENT_ORDER, base_evaluation, profiles, resolve_profile
+from nnunet_glacier.figure_options import FORMATS, GROUP_COLUMNS
+from nnunet_glacier.layout import FOLD_ALL, parse_fold
+from nnunet_glacier.quality import QualitySettings
 from nnunet_glacier.reproduce import STEPS
 from nnunet_glacier.workspace import DEFAULT_WORK
 
@@ -30,15 +33,33 @@ def _add_work(parser: argparse.ArgumentParser) -> None:
                              "(default: the nnUNet_* environment variables if set, else ./work)")
 
 
-def _add_profile(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profile", default="paper", choices=profiles(),
-                        help="size profile from configs/profiles (default: paper; tiny = CPU-sized)")
+def _profile(text: str) -> str:
+    """A profile's name or the path of a profile JSON file (see ``experiments.resolve_profile``)."""
+    try:
+        return resolve_profile(text)
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
 
 
-def _add_pixel_size(parser: argparse.ArgumentParser) -> None:
+def _fold(text: str):
+    """A fold: a number or ``all``."""
+    try:
+        return parse_fold(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
+def _add_profile(parser: argparse.ArgumentParser, default: str = "paper") -> None:
+    parser.add_argument("--profile", default=default, type=_profile, metavar="PROFILE",
+                        help=f"size profile: {', '.join(profiles())} (configs/profiles; tiny = CPU-sized) or the path "
+                             f"of a profile .json file of the same form (default: {default})")
+
+
+def _add_pixel_size(parser: argparse.ArgumentParser, *, also_wins_over: str = "") -> None:
+    """``--pixel-size``: in every command the size of every image, winning over what the data say."""
     parser.add_argument("--pixel-size", type=float, default=None, metavar="METRES",
-                        help="pixel size in metres for every image, overriding the resolution in the file names "
-                             "(needed for downscaled copies such as caffe_256)")
+                        help=f"pixel size in metres of every image; it wins over the resolution in CaFFe names"
+                             f"{also_wins_over} (needed for downscaled copies such as caffe_256)")
 
 
 def _add_device(parser: argparse.ArgumentParser) -> None:
@@ -48,8 +69,9 @@ def _add_device(parser: argparse.ArgumentParser) -> None:
 
 def _add_predictor_options(parser: argparse.ArgumentParser) -> None:
     """Options of a trained model's predictor: folds, device, sliding-window step, mirroring."""
-    parser.add_argument("--folds", type=int, nargs="+", default=None, metavar="K",
-                        help="folds to ensemble (default: every trained fold)")
+    parser.add_argument("--folds", type=_fold, nargs="+", default=None, metavar="K",
+                        help=f"folds to ensemble, numbers or {FOLD_ALL} (nnU-Net's fold trained on every case; "
+                             "default: every trained fold, fold_all included)")
     _add_device(parser)
     parser.add_argument("--step-size", type=float, default=0.5,
                         help="sliding-window step as a fraction of the patch (default: 0.5)")
@@ -64,16 +86,18 @@ def _predictor(args: argparse.Namespace):
                             mirroring=not args.no_mirroring)
 
 
-def _add_run_options(parser: argparse.ArgumentParser, *, default_work: Path | None = None,
+def _add_run_options(parser: argparse.ArgumentParser, *, default_work: Path = DEFAULT_WORK,
                      default_profile: str = "paper") -> None:
-    parser.add_argument("--work", type=Path, default=default_work or DEFAULT_WORK,
-                        help=f"work directory (default: {default_work or DEFAULT_WORK})")
-    parser.add_argument("--profile", default=default_profile, choices=profiles(),
-                        help=f"size profile from configs/profiles (default: {default_profile})")
-    parser.add_argument("--folds", type=int, nargs="+", default=None, choices=range(5), metavar="K",
-                        help="folds to train and ensemble (default: the profile's)")
+    parser.add_argument("--work", type=Path, default=None,
+                        help=f"work directory for everything (default: {default_work}, with nnU-Net's folders "
+                             "from the nnUNet_raw/nnUNet_preprocessed/nnUNet_results variables when all are set)")
+    parser.set_defaults(default_work=default_work)
+    _add_profile(parser, default_profile)
+    parser.add_argument("--folds", type=_fold, nargs="+", default=None, choices=[*range(5), FOLD_ALL], metavar="K",
+                        help=f"folds to train and ensemble: 0..4 or {FOLD_ALL} (trained on every training case, "
+                             "as nnU-Net's fold all; default: the profile's)")
     _add_device(parser)
-    _add_pixel_size(parser)
+    _add_pixel_size(parser, also_wins_over=" and over the sizes export recorded")
     parser.add_argument("--no-mirroring", action="store_true", help="predict without test-time mirroring")
     parser.add_argument("--max-epochs", type=int, default=None, help="override the profile's number of epochs")
     parser.add_argument("--iterations", type=int, default=None, help="override training iterations per epoch")
@@ -104,9 +128,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from nnunet_glacier.evaluate import evaluate_predictions, format_tables
 
     evaluation = evaluate_predictions(args.predictions, args.data, split=args.split, out=args.out,
-                                      pixel_size=args.pixel_size, save_fronts=not args.no_save_fronts,
-                                      workers=args.workers)
+                                      pixel_size=args.pixel_size, dataset=args.dataset,
+                                      save_fronts=not args.no_save_fronts, workers=args.workers)
     print(format_tables(evaluation.summary))
+    print(f"pixel sizes: {evaluation.summary['settings']['pixel_size_source']}")
     print(f"wrote {evaluation.out / 'summary.json'} and per_image.csv")
     return 0
 
@@ -256,9 +281,6 @@ def _labelled_csv(text: str) -> tuple[str, Path]:
 
 
 def _add_plot_commands(commands: argparse._SubParsersAction) -> None:
-    from nnunet_glacier.caffe import SPLITS
-    from nnunet_glacier.plots import FORMATS, GROUP_COLUMNS
-
     plot = commands.add_parser("plot", help="figures: overlays, MDE box plots, dataset timeline, retreat maps",
                                description="Matplotlib figures (PNG and PDF) and fast per-scene overlay PNGs.")
     figures = plot.add_subparsers(dest="figure", metavar="FIGURE", required=True)
@@ -311,9 +333,11 @@ def _add_plot_commands(commands: argparse._SubParsersAction) -> None:
 
 def _reproduction(args: argparse.Namespace, experiments: list[str], data: Path):
     from nnunet_glacier.experiments import select
+    from nnunet_glacier.layout import RunLayout
     from nnunet_glacier.reproduce import Reproduction
 
-    return Reproduction(data=data, work=args.work, experiments=select(experiments, args.profile), folds=args.folds,
+    return Reproduction(data=data, layout=RunLayout.resolve(args.work, args.default_work),
+                        experiments=select(experiments, args.profile), folds=args.folds,
                         device=args.device, pixel_size=args.pixel_size, mirroring=not args.no_mirroring,
                         max_epochs=args.max_epochs, iterations=args.iterations)
 
@@ -338,13 +362,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:
-    from nnunet_glacier.detect import QUALITY_CSV, QualitySettings, detect
+    from nnunet_glacier.detect import detect
     from nnunet_glacier.geo import list_scenes
     from nnunet_glacier.postprocess import PostprocessSettings
+    from nnunet_glacier.quality import QUALITY_CSV, QualitySettings
 
     scenes = list_scenes(args.input)
     predictor = _predictor(args)
-    report = detect(predictor, scenes, args.output, pixel_size_m=args.pixel_size, glacier=args.glacier,
+    report = detect(predictor, scenes, args.output, pixel_size_m=args.pixel_size,
+                    default_pixel_size_m=args.default_pixel_size, glacier=args.glacier,
                     settings=PostprocessSettings(min_length_m=args.min_length_m),
                     quality=QualitySettings(length_factor=args.length_factor,
                                             max_disagreement=args.max_disagreement))
@@ -361,10 +387,8 @@ def _cmd_retreat(args: argparse.Namespace) -> int:
 
 
 def _add_detect_commands(commands: argparse._SubParsersAction) -> None:
-    from nnunet_glacier.detect import QualitySettings
-    from nnunet_glacier.postprocess import MIN_FRONT_LENGTH_M
-
     defaults = QualitySettings()
+    min_length_m = base_evaluation().front_min_length_m
     detect = commands.add_parser(
         "detect", help="fronts for new scenes: GeoTIFF/PNG in, georeferenced masks, GeoJSON lines, quality flags",
         description="Run a trained model (the fold ensemble) over PNG or GeoTIFF scenes. Per scene: zone and "
@@ -378,12 +402,16 @@ def _add_detect_commands(commands: argparse._SubParsersAction) -> None:
                         help="a scene (.png, .tif, .tiff) or a folder of them")
     detect.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     _add_predictor_options(detect)
-    detect.add_argument("--pixel-size", type=float, default=None, metavar="METRES",
-                        help="pixel size for scenes neither georeferenced (projected CRS) nor CaFFe-named")
+    _add_pixel_size(detect, also_wins_over=" and over a GeoTIFF's transform (with a warning when they differ by "
+                                           "more than 1 %%)")
+    detect.add_argument("--default-pixel-size", type=float, default=None, metavar="METRES",
+                        help="pixel size in metres only for scenes that have none: neither georeferenced "
+                             "(projected CRS) nor CaFFe-named")
     detect.add_argument("--glacier", default=None,
                         help="glacier name for scenes whose file name does not say it (default: unknown)")
-    detect.add_argument("--min-length-m", type=float, default=MIN_FRONT_LENGTH_M,
-                        help=f"drop front pieces of at most this length in metres (default: {MIN_FRONT_LENGTH_M:g})")
+    detect.add_argument("--min-length-m", type=float, default=min_length_m,
+                        help=f"drop front pieces of at most this length in metres (default: {min_length_m:g}, "
+                             "the experiments' setting)")
     detect.add_argument("--length-factor", type=float, default=defaults.length_factor,
                         help="flag fronts longer or shorter than the glacier's median length by this factor "
                              f"(default: {defaults.length_factor:g})")
@@ -420,6 +448,13 @@ def _cmd_slurm(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_trainer_path(args: argparse.Namespace) -> int:
+    from nnunet_glacier.workspace import TRAINER_DIR
+
+    print(TRAINER_DIR)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nnunet-glacier",
@@ -449,7 +484,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", default="test", choices=SPLITS, help="CaFFe split (default: test)")
     evaluate.add_argument("--out", type=Path, default=None,
                           help="output folder (default: PREDICTIONS/evaluation)")
-    _add_pixel_size(evaluate)
+    _add_pixel_size(evaluate, also_wins_over=" and over the sizes export recorded (--dataset)")
+    evaluate.add_argument("--dataset", type=Path, default=None,
+                          help="the nnU-Net raw dataset exported from DATA (e.g. "
+                               "work/nnUNet_raw/Dataset506_CaFFeFused): use the pixel size export recorded for each "
+                               "scene (default: the names' resolutions)")
     evaluate.add_argument("--no-save-fronts", action="store_true",
                           help="do not write the post-processed fronts <stem>_front_post.png")
     evaluate.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
@@ -492,8 +531,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Train with nnU-Net v2 and our trainers; a finished fold is skipped, "
                                             "an interrupted one resumes from its newest checkpoint.")
     _experiment_choice(train, many=False)
-    train.add_argument("--fold", type=int, nargs="+", required=True, choices=range(5), metavar="K",
-                       help="fold(s) 0..4")
+    train.add_argument("--fold", type=_fold, nargs="+", required=True, choices=[*range(5), FOLD_ALL], metavar="K",
+                       help=f"fold(s) 0..4 of nnU-Net's five-fold split, or {FOLD_ALL} to train on every training "
+                            "case (nnU-Net's fold all)")
     _add_work(train)
     _add_profile(train)
     _add_device(train)
@@ -561,9 +601,29 @@ def build_parser() -> argparse.ArgumentParser:
     slurm.add_argument("--setup", default="", help="shell run first in every job, e.g. 'module load cuda'")
     slurm.set_defaults(handler=_cmd_slurm)
 
+    trainer_path = commands.add_parser(
+        "trainer-path", help="print the folder to export as nnUNet_extTrainer for nnUNetv2_train -tr",
+        description="Print the folder holding our trainers for nnU-Net's own commands: "
+                    "export nnUNet_extTrainer=\"$(nnunet-glacier trainer-path)\", then e.g. "
+                    "nnUNetv2_train 503 2d_paper 0 -tr nnUNetTrainerMTLLate.")
+    trainer_path.set_defaults(handler=_cmd_trainer_path)
+
     _add_detect_commands(commands)
     _add_plot_commands(commands)
     return parser
+
+
+def help_requests(parser: argparse.ArgumentParser) -> list[list[str]]:
+    """Every request for help the command line answers: ``--help``, ``--version``, each ``COMMAND --help`` and
+    each ``COMMAND SUB --help`` (``plot FIGURE``); benchmarks and tests check that they stay quick."""
+    def sub_parsers(of: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+        return {name: sub for action in of._actions if isinstance(action, argparse._SubParsersAction)
+                for name, sub in action.choices.items()}
+
+    requests = [["--help"], ["--version"]]
+    for name, command in sub_parsers(parser).items():
+        requests += [[name, "--help"], *([name, sub, "--help"] for sub in sub_parsers(command))]
+    return requests
 
 
 def _print_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,

@@ -1,4 +1,4 @@
-"""Calving fronts for new scenes: a trained model over PNG or GeoTIFF scenes, GIS-ready outputs, quality flags.
+"""Calving fronts for new scenes: a trained model over PNG or GeoTIFF scenes, GIS-ready outputs.
 
 For every scene (see :mod:`nnunet_glacier.geo` for reading and pixel sizes)
 the folds' ensemble (mean of class probabilities,
@@ -17,66 +17,39 @@ transform when it was georeferenced, PNG otherwise)::
     <stem>_overlay.png       front and zones drawn on the scene
     <stem>_detect.json       the scene's record (written last: a scene with it is done and skipped on re-runs)
 
-and for the whole folder ``quality.csv`` (columns :data:`QUALITY_COLUMNS`),
+and for the whole folder ``quality.csv`` (:mod:`nnunet_glacier.quality`),
 rebuilt from every record in ``OUT`` after each run, flagging scenes to check
-by hand (the paper notes that outliers must be filtered manually):
-
-- ``no_front``: no front left after post-processing;
-- ``length_outlier``: front length outside ``usual / length_factor .. usual
-  * length_factor``, ``usual`` being the median front length of the
-  glacier's scenes in ``OUT`` (needs ``min_scenes`` scenes with a front);
-- ``low_agreement``: ensemble disagreement above ``max_disagreement``. The
-  disagreement is the mean, over the front pixels and the folds, of the
-  total-variation distance ``0.5 * sum_c |p_fold,c - p_mean,c|`` between a
-  fold's class probabilities and the ensemble's (0 = all folds agree; at
-  most ``1 - 1/n_folds``, reached when the folds are certain of different
-  classes: 0.5 for two folds, 0.8 for five); empty with one fold.
+by hand.
 """
 from __future__ import annotations
 
 import json
-import statistics
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm import tqdm
 
 from nnunet_glacier import geo, postprocess
 from nnunet_glacier.atomic import write_json, write_text
-from nnunet_glacier.csv_tables import csv_text
 from nnunet_glacier.errors import InputError
-from nnunet_glacier.nnunet.predict import GlacierPredictor, RunReport, ScenePrediction
 from nnunet_glacier.plots import plot_overlay
 from nnunet_glacier.postprocess import PostprocessSettings, choose_route, route_front_and_zones
+from nnunet_glacier.quality import QUALITY_CSV, QualitySettings, quality_csv, quality_rows
 from nnunet_glacier.tasks import TASKS
+
+if TYPE_CHECKING:  # the predictor (torch, nnU-Net) is only imported by whoever builds one
+    from nnunet_glacier.nnunet.predict import GlacierPredictor, RunReport, ScenePrediction
+
 
 
 
 
 RECORD_SUFFIX = "_detect.json"
-QUALITY_CSV = "quality.csv"
 #: Glacier name of scenes whose file name does not say it (and no ``--glacier`` was given).
 UNKNOWN_GLACIER = "unknown"
-
-QUALITY_COLUMNS = (
-    "stem", "glacier", "date", "pixel_size_m", "pixel_size_source", "georeferenced", "route", "n_folds",
-    "n_segments", "front_length_m", "usual_length_m", "length_ratio", "disagreement",
-    "no_front", "length_outlier", "low_agreement", "needs_check",
-)
-
-
-@dataclass(frozen=True)
-class QualitySettings:
-    """Thresholds of the quality flags (see the module doc)."""
-
-    length_factor: float = 2.0
-    min_scenes: int = 3
-    max_disagreement: float = 0.15
-
 
 def ensemble_disagreement(members: Sequence[np.ndarray], where: np.ndarray) -> float | None:
     """Mean total-variation distance of the members' class probabilities from their mean, over ``where``.
@@ -183,14 +156,19 @@ def is_done(out: Path, path: Path, model: Path) -> bool:
 
 
 def detect(predictor: GlacierPredictor, scenes: Sequence[Path], out: str | Path, *,
-           pixel_size_m: float | None = None, glacier: str | None = None, settings: PostprocessSettings = PostprocessSettings(),
-           quality: QualitySettings = QualitySettings(), progress: bool = True) -> RunReport:
+           pixel_size_m: float | None = None, default_pixel_size_m: float | None = None, glacier: str | None = None,
+           settings: PostprocessSettings = PostprocessSettings(), quality: QualitySettings = QualitySettings(),
+           progress: bool = True) -> RunReport:
     """Detect fronts in ``scenes`` into ``out`` (see the module doc); a failing scene is reported and skipped.
 
-    ``pixel_size_m`` is the fallback pixel size (metres) for scenes neither
-    georeferenced nor CaFFe-named; ``glacier`` names the glacier of scenes
-    whose file name does not.
+    ``pixel_size_m`` (metres) is the pixel size of every scene, whatever the
+    scene says; ``default_pixel_size_m`` only that of scenes neither
+    georeferenced (projected) nor CaFFe-named (see :func:`geo.read_scene`);
+    the size used and its source are printed per scene and recorded.
+    ``glacier`` names the glacier of scenes whose file name does not.
     """
+    from nnunet_glacier.nnunet.predict import RunReport
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     route = choose_route([task.name for task in predictor.tasks])
@@ -200,7 +178,7 @@ def detect(predictor: GlacierPredictor, scenes: Sequence[Path], out: str | Path,
             report.skipped.append(path.stem)
             continue
         try:
-            scene = geo.read_scene(path, pixel_size_m)
+            scene = geo.read_scene(path, pixel_size_m=pixel_size_m, default_pixel_size_m=default_pixel_size_m)
             ensemble, members = predictor.predict(scene.image)
             result = scene_front(scene, ensemble, members, route, settings)
             write_scene(out, scene, result, route, predictor.folds, predictor.model_dir, glacier)
@@ -208,6 +186,7 @@ def detect(predictor: GlacierPredictor, scenes: Sequence[Path], out: str | Path,
             report.failed.append((path, str(err)))
             continue
         report.written.append(scene.stem)
+        tqdm.write(f"{scene.stem}: pixel size {scene.pixel_size_m:g} m ({scene.pixel_size_source})")
     write_text(out / QUALITY_CSV, quality_csv(quality_rows(read_records(out), quality)))
     return report
 
@@ -222,35 +201,3 @@ def read_records(out: str | Path) -> list[dict[str, Any]]:
         except ValueError as err:
             raise InputError(path, f"corrupt scene record ({err}); delete it to detect the scene again") from err
     return sorted(records, key=lambda r: (r["glacier"], r["date"] or "", r["stem"]))
-
-
-def quality_rows(records: Sequence[dict[str, Any]], settings: QualitySettings) -> list[dict[str, Any]]:
-    """One row of :data:`QUALITY_COLUMNS` per record, with the flags of the module doc."""
-    lengths = defaultdict(list)
-    for record in records:
-        if record["n_segments"]:
-            lengths[record["glacier"]].append(record["front_length_m"])
-    rows = []
-    for record in records:
-        glacier_lengths = lengths[record["glacier"]]
-        usual = statistics.median(glacier_lengths) if len(glacier_lengths) >= settings.min_scenes else None
-        no_front = record["n_segments"] == 0
-        ratio = record["front_length_m"] / usual if usual and not no_front else None
-        outlier = ratio is not None and not (1 / settings.length_factor <= ratio <= settings.length_factor)
-        disagreement = record["disagreement"]
-        low_agreement = disagreement is not None and disagreement > settings.max_disagreement
-        rows.append({
-            "stem": record["stem"], "glacier": record["glacier"], "date": record["date"],
-            "pixel_size_m": record["pixel_size_m"], "pixel_size_source": record["pixel_size_source"],
-            "georeferenced": record["coordinates"]["kind"] == "crs", "route": record["route"],
-            "n_folds": len(record["folds"]), "n_segments": record["n_segments"],
-            "front_length_m": record["front_length_m"], "usual_length_m": usual, "length_ratio": ratio,
-            "disagreement": disagreement, "no_front": no_front, "length_outlier": outlier,
-            "low_agreement": low_agreement, "needs_check": no_front or outlier or low_agreement,
-        })
-    return rows
-
-
-def quality_csv(rows: Sequence[dict[str, Any]]) -> str:
-    """The rows as CSV text (empty cells for missing values)."""
-    return csv_text(QUALITY_COLUMNS, [[row[column] for column in QUALITY_COLUMNS] for row in rows])

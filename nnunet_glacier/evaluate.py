@@ -49,6 +49,7 @@ from nnunet_glacier.atomic import write_json, write_png, write_text
 from nnunet_glacier.caffe import Sample
 from nnunet_glacier.csv_tables import csv_text
 from nnunet_glacier.errors import InputError
+from nnunet_glacier.nnunet.export import dataset_json_file, recorded_pixel_sizes
 from nnunet_glacier.postprocess import ROUTES, PostprocessSettings
 from nnunet_glacier.tasks import TASKS
 
@@ -191,30 +192,57 @@ def fronts_dirs(out: Path, routes: Sequence[str]) -> dict[str, Path]:
     return {route: out if index == 0 else out / route for index, route in enumerate(routes)}
 
 
+def pixel_size_source(pixel_size: float | None, dataset: str | Path | None) -> tuple[caffe.PixelSize, dict[str, Any]]:
+    """The pixel sizes to evaluate with, and their source for summary.json's settings.
+
+    ``pixel_size`` (metres, for every scene) wins; else the sizes export
+    recorded in the raw ``dataset`` (:func:`~nnunet_glacier.nnunet.export.recorded_pixel_sizes`);
+    else each CaFFe name's resolution.
+    """
+    if pixel_size is not None:
+        return float(pixel_size), {"pixel_size_source": "option", "pixel_size_m": float(pixel_size)}
+    if dataset is not None:
+        return recorded_pixel_sizes(dataset), {"pixel_size_source": "dataset", "pixel_size_dataset": str(dataset)}
+    return None, {"pixel_size_source": "name"}
+
+
+def _check_recorded(pixel_sizes: caffe.PixelSize, dataset: str | Path | None, stems: Sequence[str]) -> None:
+    """Raise :class:`InputError` if recorded sizes lack an evaluated scene (a dataset of another CaFFe root)."""
+    if isinstance(pixel_sizes, Mapping):
+        missing = [stem for stem in stems if stem not in pixel_sizes]
+        if missing:
+            raise InputError(dataset_json_file(dataset), f"no pixel size recorded for {len(missing)} evaluated "
+                                                         f"scene(s), e.g. {missing[0]}: exported from another "
+                                                         "CaFFe root?")
+
+
 def evaluate_predictions(predictions: str | Path, data: str | Path, *, split: str = "test",
-                         out: str | Path | None = None, pixel_size: caffe.PixelSize = None,
-                         save_fronts: bool = True, settings: PostprocessSettings = PostprocessSettings(),
-                         workers: int | None = None, progress: bool = True) -> Evaluation:
+                         out: str | Path | None = None, pixel_size: float | None = None,
+                         dataset: str | Path | None = None, save_fronts: bool = True,
+                         settings: PostprocessSettings = PostprocessSettings(), workers: int | None = None,
+                         progress: bool = True) -> Evaluation:
     """Evaluate every route present in ``predictions`` against the ``split`` scenes of the CaFFe root ``data``.
 
-    ``out`` defaults to ``<predictions>/evaluation``; ``pixel_size`` (metres)
-    overrides the names' resolutions; ``workers`` processes (default: all
-    cores). Writes summary.json, per_image.csv and (unless ``save_fronts`` is
-    false) the post-processed fronts; see the module docstring.
+    ``out`` defaults to ``<predictions>/evaluation``. Pixel sizes: see
+    :func:`pixel_size_source` (``pixel_size`` in metres, else those recorded
+    in the exported raw ``dataset``, else the names'); summary.json says which.
+    ``workers`` processes (default: all cores). Writes summary.json,
+    per_image.csv and (unless ``save_fronts`` is false) the post-processed
+    fronts; see the module docstring.
     """
     predictions = Path(predictions)
     out = Path(out) if out is not None else predictions / "evaluation"
-    samples = caffe.discover(data, (split,), pixel_size=pixel_size)
+    sizes, source = pixel_size_source(pixel_size, dataset)
+    samples = caffe.discover(data, (split,), pixel_size=sizes)
     matched = match_predictions(predictions, samples, split)
+    _check_recorded(sizes, dataset, list(matched))
     routes = [r for r in ROUTES if any(r in files for files in matched.values())]
     dirs = fronts_dirs(out, routes) if save_fronts else None
     jobs = [SceneJob(s, matched[s.stem], settings, dirs) for s in samples if s.stem in matched]
     results = _run_jobs(jobs, workers, progress)
-    summary = {"predictions": str(predictions), "data": str(data), "split": split,
-               "settings": {"min_front_length_m": settings.min_length_m,
-                            "fused_glacier_dilation_px": settings.fused_dilation_px,
-                            "pixel_size_m": pixel_size if isinstance(pixel_size, (int, float)) else None,
-                            "bounding_boxes": sum(s.bbox is not None for s in samples)},
+    used = {"min_front_length_m": settings.min_length_m, "fused_glacier_dilation_px": settings.fused_dilation_px,
+            "pixel_size_m": None, **source, "bounding_boxes": sum(s.bbox is not None for s in samples)}
+    summary = {"predictions": str(predictions), "data": str(data), "split": split, "settings": used,
                "fronts_folders": {r: str(d.relative_to(out)) for r, d in dirs.items()} if dirs else None,
                } | summarise(results, routes, samples, matched)
     write_json(out / "summary.json", summary)

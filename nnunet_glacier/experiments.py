@@ -7,7 +7,9 @@ and is read on top of the base into a typed :class:`Experiment` record. The
 label *tasks* they combine are declared in :mod:`nnunet_glacier.tasks`.
 Size profiles (``configs/profiles/*.json``: a ``description`` and overrides)
 override plan and training settings for every experiment, e.g. ``tiny`` for
-CPU tests and the demo. A key that no setting reads is an error.
+CPU tests and the demo; a profile is given by its name or as the path of a
+JSON file of the same form (so runs can be sized without editing the
+package). A key that no setting reads is an error.
 
 Everything else — export, planning, trainers, prediction, evaluation,
 reproduction scripts — looks experiments up here instead of restating them.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
@@ -110,7 +113,7 @@ class Experiment:
     @property
     def configuration(self) -> str:
         """Name of the configuration our plans edit writes, e.g. ``2d_paper``."""
-        return f"2d_{self.profile}"
+        return f"2d_{profile_name(self.profile)}"
 
     def build_label(self, zones: np.ndarray, front: np.ndarray) -> np.ndarray:
         """nnU-Net label image from zone classes (0..3) and the raw front mask (0/1)."""
@@ -186,20 +189,65 @@ def _experiment_from_dict(raw: dict[str, Any], profile: str, source: Path) -> Ex
     return experiment
 
 
+def base_evaluation() -> EvaluationSettings:
+    """The evaluation settings every experiment shares (``configs/base.json``), e.g. for ``detect``'s defaults."""
+    path = CONFIG_DIR / BASE_FILE
+    try:
+        return EvaluationSettings(**_read_json(path)["evaluation"])
+    except (KeyError, TypeError) as err:
+        raise ConfigError(f"{path}: missing, unexpected or malformed evaluation settings ({err})") from err
+
+
 def profiles() -> list[str]:
     """Names of the size profiles in ``configs/profiles``."""
     return sorted(p.stem for p in PROFILE_DIR.glob("*.json"))
 
 
+def is_profile_file(profile: str) -> bool:
+    """Whether ``profile`` is the path of a profile file (it ends in ``.json``) rather than a profile's name."""
+    return profile.endswith(".json")
+
+
+def profile_file(profile: str) -> Path:
+    """A profile's JSON file: ``configs/profiles/<name>.json`` for a name, else the path given."""
+    return Path(profile) if is_profile_file(profile) else PROFILE_DIR / f"{profile}.json"
+
+
+def profile_name(profile: str) -> str:
+    """A profile's short name (a profile file's stem); nnU-Net's configuration is ``2d_<name>``."""
+    return profile_file(profile).stem
+
+
+def resolve_profile(profile: str) -> str:
+    """A profile as given by a user: a known name as it is, a profile file as its absolute path.
+
+    Raises :class:`ConfigError` for an unknown name, a missing file, or a file
+    whose name is not a word (``[A-Za-z0-9_]``) or is that of a built-in
+    profile (its configuration ``2d_<name>`` would mix with the built-in one's).
+    """
+    if not is_profile_file(profile):
+        if profile not in profiles():
+            raise ConfigError(f"unknown profile {profile!r}; choose {', '.join(profiles())} "
+                              "or give the path of a .json profile file")
+        return profile
+    path = Path(profile).resolve()
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found")
+    if not re.fullmatch(r"\w+", path.stem) or path.stem in profiles():
+        raise ConfigError(f"{path}: a profile file needs a name of letters, digits and _ other than the built-in "
+                          f"profiles' ({', '.join(profiles())}): it names the nnU-Net configuration 2d_<name>")
+    return str(path)
+
+
 def profile_description(profile: str = "paper") -> str:
     """What a size profile is for: its ``description`` (empty if it has none)."""
-    return str(_read_json(PROFILE_DIR / f"{profile}.json").get("description", ""))
+    return str(_read_json(profile_file(profile)).get("description", ""))
 
 
 @lru_cache(maxsize=None)
 def load_experiments(profile: str = "paper") -> dict[str, Experiment]:
-    """All experiments, in the paper's order, with ``profile`` applied."""
-    override = _read_json(PROFILE_DIR / f"{profile}.json")
+    """All experiments, in the paper's order, with ``profile`` (a name or a profile file) applied."""
+    override = _read_json(profile_file(profile))
     override = {k: v for k, v in override.items() if k != "description"}
     base = _read_json(CONFIG_DIR / BASE_FILE)
     experiments = {}

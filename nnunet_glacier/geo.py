@@ -42,6 +42,8 @@ SCENE_SUFFIXES = GEOTIFF_SUFFIXES + PNG_SUFFIXES
 STRETCH_PERCENTILES = (0.5, 99.5)
 #: Pixel sides differing by more than this fraction are reported as non-square.
 SQUARE_TOLERANCE = 0.01
+#: A given pixel size differing from a GeoTIFF transform's by more than this fraction is reported.
+PIXEL_SIZE_TOLERANCE = 0.01
 
 _DATE = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?!\d)")
 
@@ -53,7 +55,8 @@ class GeoScene:
     ``image``: 2-D ``uint8``. ``crs``: a ``rasterio.crs.CRS`` or ``None``;
     ``transform``: a ``rasterio.Affine`` or ``None`` (both set, or both
     ``None``). ``pixel_size_m``: metres per pixel; ``pixel_size_source``:
-    ``"transform"``, ``"name"`` or ``"option"``. ``name``: the parsed
+    ``"option"`` (given for every scene), ``"transform"``, ``"name"`` or
+    ``"default"`` (given for scenes without one; see :func:`read_scene`). ``name``: the parsed
     CaFFe name when the file follows CaFFe's naming, else ``None``.
     """
 
@@ -118,13 +121,16 @@ def list_scenes(source: str | Path, suffixes: tuple[str, ...] = SCENE_SUFFIXES) 
     return scenes
 
 
-def read_scene(path: str | Path, pixel_size_m: float | None = None) -> GeoScene:
+def read_scene(path: str | Path, *, pixel_size_m: float | None = None,
+               default_pixel_size_m: float | None = None) -> GeoScene:
     """Read a PNG or GeoTIFF scene.
 
-    The pixel size comes from the GeoTIFF transform when the CRS is
-    projected, else from a CaFFe-style file name, else from ``pixel_size_m``
-    (the ``--pixel-size`` option); if none applies a :class:`InputError`
-    names the file. Unreadable files raise :class:`InputError` too.
+    The pixel size (metres) is ``pixel_size_m`` when given (the ``--pixel-size``
+    option: it wins, with a warning when a projected GeoTIFF's transform says
+    otherwise by more than :data:`PIXEL_SIZE_TOLERANCE`); else the GeoTIFF
+    transform's when the CRS is projected; else a CaFFe-style file name's;
+    else ``default_pixel_size_m`` (``--default-pixel-size``). If none applies
+    an :class:`InputError` names the file; unreadable files raise it too.
     """
     path = Path(path)
     if path.suffix.lower() in GEOTIFF_SUFFIXES:
@@ -137,7 +143,7 @@ def read_scene(path: str | Path, pixel_size_m: float | None = None) -> GeoScene:
         name = SceneName.parse(path.stem, path)
     except InputError:
         name = None
-    size, source = _pixel_size(path, crs, transform, name, pixel_size_m)
+    size, source = _pixel_size(path, crs, transform, name, pixel_size_m, default_pixel_size_m)
     return GeoScene(path, image, crs, transform, size, source, name)
 
 
@@ -184,19 +190,28 @@ def to_grey_8bit(band: np.ma.MaskedArray, path: Path) -> np.ndarray:
     return np.where(valid, np.round(scaled), 0).astype(np.uint8)
 
 
-def _pixel_size(path: Path, crs: Any, transform: Any, name: SceneName | None,
-                option_m: float | None) -> tuple[float, str]:
-    if crs is not None and crs.is_projected:
-        return transform_pixel_size(path, crs, transform), "transform"
+def _pixel_size(path: Path, crs: Any, transform: Any, name: SceneName | None, option_m: float | None,
+                default_m: float | None) -> tuple[float, str]:
+    """The scene's pixel size and its source, in the order of :func:`read_scene`."""
+    for given in (option_m, default_m):
+        if given is not None and not given > 0:
+            raise InputError(path, f"pixel size must be positive, got {given} m")
+    from_transform = transform_pixel_size(path, crs, transform) if crs is not None and crs.is_projected else None
+    if option_m is not None:
+        if from_transform is not None and abs(option_m - from_transform) > PIXEL_SIZE_TOLERANCE * from_transform:
+            warnings.warn(f"{path}: the given pixel size {option_m:g} m is used, but the GeoTIFF's transform says "
+                          f"{from_transform:g} m", UserWarning, stacklevel=3)
+        return float(option_m), "option"
+    if from_transform is not None:
+        return from_transform, "transform"
     if name is not None:
         return name.resolution_m, "name"
-    if option_m is not None:
-        if option_m <= 0:
-            raise InputError(path, f"pixel size must be positive, got {option_m} m")
-        return float(option_m), "option"
+    if default_m is not None:
+        return float(default_m), "default"
     why = "its CRS is geographic (degrees)" if crs is not None else "it is not georeferenced"
     raise InputError(path, f"pixel size unknown: {why} and its name does not follow CaFFe's "
-                           f"Glacier_YYYY-MM-DD_Sensor_Resolution_QF_Orbit; give --pixel-size (metres)")
+                           f"Glacier_YYYY-MM-DD_Sensor_Resolution_QF_Orbit; give --pixel-size or "
+                           f"--default-pixel-size (metres)")
 
 
 def transform_pixel_size(path: Path, crs: Any, transform: Any) -> float:

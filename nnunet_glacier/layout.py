@@ -11,38 +11,65 @@ Work directory layout::
     <work>/slurm_logs/                                        SLURM job logs
 
 What is evaluated of an experiment are its *members*: the fold ensemble
-(:data:`ENSEMBLE`) and each fold (``fold_K``).
+(:data:`ENSEMBLE`) and each fold (``fold_K``). A fold is, as in nnU-Net, a
+number ``K`` of the cross-validation or :data:`FOLD_ALL` (trained on every
+training case), kept in ``fold_K`` / ``fold_all`` folders.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Union
 
-from nnunet_glacier.workspace import Workspace
+from nnunet_glacier.workspace import DEFAULT_WORK, Workspace
 
 ENSEMBLE = "ensemble"
+FOLD_ALL = "all"
+#: A fold: its number in the cross-validation, or :data:`FOLD_ALL`.
+Fold = Union[int, str]
 
 
-def fold_member(fold: int) -> str:
-    """The member name of fold ``fold``: ``fold_K`` (nnU-Net's fold folder name too)."""
+def parse_fold(text: str) -> Fold:
+    """A fold as typed by a user: a number ``>= 0`` or ``all``; ``ValueError`` otherwise."""
+    if text == FOLD_ALL:
+        return FOLD_ALL
+    if not text.isdigit():
+        raise ValueError(f"a fold is a number or {FOLD_ALL!r}, got {text!r}")
+    return int(text)
+
+
+def fold_member(fold: Fold) -> str:
+    """The member name of a fold: ``fold_K`` or ``fold_all`` (nnU-Net's fold folder name too)."""
     return f"fold_{fold}"
 
 
-def members(folds: Sequence[int]) -> list[str]:
+def members(folds: Sequence[Fold]) -> list[str]:
     """What is evaluated of an experiment trained on ``folds``: the ensemble, then each fold."""
     return [ENSEMBLE, *(fold_member(k) for k in folds)]
 
 
 @dataclass(frozen=True)
 class RunLayout:
-    """The paths of a work directory (see the module docstring); experiments are given by name."""
+    """The paths of a work directory (see the module docstring); experiments are given by name.
+
+    ``workspace`` holds nnU-Net's folders: inside ``work`` unless the user's
+    ``nnUNet_*`` variables place them elsewhere (:meth:`resolve`).
+    """
 
     work: Path
+    workspace: Workspace
 
-    @property
-    def workspace(self) -> Workspace:
-        return Workspace.from_work_dir(self.work)
+    @classmethod
+    def in_work_dir(cls, work: str | Path) -> "RunLayout":
+        """Everything inside ``work`` (made absolute), nnU-Net's folders included."""
+        return cls(Path(work).resolve(), Workspace.from_work_dir(work))
+
+    @classmethod
+    def resolve(cls, work: str | Path | None, default: str | Path = DEFAULT_WORK) -> "RunLayout":
+        """``work`` if given (everything inside it); else our outputs in ``default`` and nnU-Net's folders
+        from the user's ``nnUNet_raw``, ``nnUNet_preprocessed`` and ``nnUNet_results`` when all are set."""
+        return cls(Path(work if work is not None else default).resolve(), Workspace.resolve(work, default))
 
     @property
     def synthetic_data(self) -> Path:

@@ -39,11 +39,10 @@ from nnunet_glacier.atomic import atomic_path, write_png
 from nnunet_glacier.caffe import Sample, SceneName
 from nnunet_glacier.csv_tables import read_csv
 from nnunet_glacier.errors import InputError
+from nnunet_glacier.figure_options import FORMATS, GROUP_COLUMNS
 from nnunet_glacier.labels import dilate
+from nnunet_glacier.paper import CAFFE_BASELINES_M
 
-
-
-FORMATS = ("png", "pdf")
 PNG_DPI = 150
 
 #: RGB colours (0..255) of the front overlay.
@@ -56,13 +55,12 @@ ZONE_RGB = np.array([(0, 0, 0), (150, 115, 80), (235, 242, 255), (30, 100, 220)]
 ZONE_NAMES = ("no information", "rock", "glacier", "ocean / ice mélange")
 ZONE_ALPHA = 0.45
 
-#: MDE of the CaFFe baselines (Gourmelon et al. 2022) in metres, drawn as reference lines.
-CAFFE_BASELINES_M = {"CaFFe baseline, zones (753 m)": 753.0, "CaFFe baseline, fronts (887 m)": 887.0}
-#: ``--by`` grouping -> per_image.csv column.
-GROUP_COLUMNS = {"glacier": "glacier", "season": "season", "sensor": "sensor", "resolution": "resolution_m"}
+#: Box plots of at most this many images also show each image as a point.
+FEW_IMAGES = 10
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 _SENSOR_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "h")
 
@@ -254,22 +252,23 @@ def write_overlays(pairs: Sequence[tuple[Sample, Path]], out_dir: str | Path) ->
 
 # --- MDE box plots ---------------------------------------------------------------------------------------------
 
-def read_mde(path: str | Path, by: str) -> dict[str, dict[str, list[float]]]:
-    """Per-image MDEs (m) of a per_image.csv by route, then by group (``by`` of :data:`GROUP_COLUMNS`).
+def _per_image_groups(path: Path, by: str) -> dict[str, dict[str, tuple[list[float], int]]]:
+    """Per route and group of a per_image.csv: the MDEs (m) of images with a front, and how many have none.
 
-    Images with no front (empty ``mde_m``) are left out. A file without a
-    ``route`` column counts as one route ``""``. Raises :class:`InputError`
-    naming the file for a missing column, a short line, an MDE that is not a
-    non-negative number, or no MDE at all.
+    A file without a ``route`` column counts as one route ``""``. Raises
+    :class:`InputError` naming the file for a missing column, a short line or
+    an MDE that is not a non-negative number.
     """
     if by not in GROUP_COLUMNS:
         raise ValueError(f"unknown grouping {by!r}; use one of {', '.join(GROUP_COLUMNS)}")
-    path = Path(path)
     column = GROUP_COLUMNS[by]
-    rows = read_csv(path, ("stem", "mde_m", column))
-    mdes: dict[str, dict[str, list[float]]] = {}
-    for line, row in enumerate(rows, start=2):
+    groups: dict[str, dict[str, tuple[list[float], int]]] = {}
+    for line, row in enumerate(read_csv(path, ("stem", "mde_m", column)), start=2):
+        of_route = groups.setdefault(row.get("route", ""), {})
+        name = _group_name(row[column], by)
+        values, n_no_front = of_route.setdefault(name, ([], 0))
         if not row["mde_m"].strip():
+            of_route[name] = (values, n_no_front + 1)
             continue
         try:
             mde = float(row["mde_m"])
@@ -277,11 +276,31 @@ def read_mde(path: str | Path, by: str) -> dict[str, dict[str, list[float]]]:
             mde = math.nan
         if not mde >= 0 or math.isinf(mde):
             raise InputError(path, f"line {line}: mde_m {row['mde_m']!r} is not a non-negative number")
-        group = _group_name(row[column], by)
-        mdes.setdefault(row.get("route", ""), {}).setdefault(group, []).append(mde)
-    if not mdes:
+        values.append(mde)
+    return groups
+
+
+def read_mde(path: str | Path, by: str) -> dict[str, dict[str, list[float]]]:
+    """Per-image MDEs (m) of a per_image.csv by route, then by group (``by`` of :data:`GROUP_COLUMNS`).
+
+    Images with no front (empty ``mde_m``) are left out (:func:`read_no_front`
+    counts them); a route whose images all lack a front has no group. A file
+    without a ``route`` column counts as one route ``""``. Raises
+    :class:`InputError` naming the file for a missing column, a short line,
+    an MDE that is not a non-negative number, or no MDE at all.
+    """
+    path = Path(path)
+    mdes = {route: {group: values for group, (values, _) in groups.items() if values}
+            for route, groups in _per_image_groups(path, by).items()}
+    if not any(mdes.values()):
         raise InputError(path, "no image with an MDE (every mde_m is empty)")
     return mdes
+
+
+def read_no_front(path: str | Path, by: str) -> dict[str, dict[str, int]]:
+    """How many images of a per_image.csv have no front, by route, then by group (groups with none left out)."""
+    return {route: {group: n for group, (_, n) in groups.items() if n}
+            for route, groups in _per_image_groups(Path(path), by).items()}
 
 
 def _group_name(value: str, by: str) -> str:
@@ -294,34 +313,62 @@ def _group_name(value: str, by: str) -> str:
         return value
 
 
-def mde_series(csvs: Mapping[str, str | Path], by: str) -> dict[str, dict[str, list[float]]]:
-    """Read several per_image.csv files, one series per label (and per route if a file holds several)."""
+def _series(csvs: Mapping[str, str | Path], by: str,
+            read: Callable[[str | Path, str], dict[str, dict[str, T]]]) -> dict[str, dict[str, T]]:
+    """One series per label of ``csvs`` (and per route if a file holds several), read with ``read``."""
     series = {}
     for label, path in csvs.items():
-        routes = read_mde(path, by)
+        routes = read(path, by)
         for route, groups in routes.items():
             series[label if len(routes) == 1 else f"{label} ({route})"] = groups
     return series
 
 
+def mde_series(csvs: Mapping[str, str | Path], by: str) -> dict[str, dict[str, list[float]]]:
+    """Read several per_image.csv files, one series per label (and per route if a file holds several)."""
+    return _series(csvs, by, read_mde)
+
+
+def no_front_series(csvs: Mapping[str, str | Path], by: str) -> dict[str, dict[str, int]]:
+    """Images without a front per group of several per_image.csv files, labelled as by :func:`mde_series`."""
+    return _series(csvs, by, read_no_front)
+
+
 @house_style
 def plot_mde_boxplot(series: Mapping[str, Mapping[str, Sequence[float]]], out: str | Path | None = None, *,
                      by: str = "glacier", baselines: Mapping[str, float] = CAFFE_BASELINES_M,
+                     no_front: Mapping[str, Mapping[str, int]] | None = None, title: str | None = None,
                      formats: Sequence[str] = FORMATS) -> Figure:
     """Box plots of per-image MDE (m) on a log axis: per group, one box per series side by side.
 
     ``series`` maps a label (experiment, route) to ``{group: MDEs in metres}``;
     MDEs must be positive (the log axis clips others). Each box's tick reads
-    ``n=<images>``, the group name stands below; ``baselines`` (label -> metres)
-    are dashed reference lines. Saved to ``out`` unless ``None``.
+    ``n=<images>``, the group name stands below; a box of at most
+    :data:`FEW_IMAGES` images also shows each image as a point. ``no_front``
+    (label -> ``{group: images without a front}``, e.g. :func:`no_front_series`)
+    is written above its groups as ``no front: n``, so that groups whose
+    images all lack a front stay on the axis. ``baselines`` (label -> metres)
+    are dashed reference lines, labelled with their value (pass ``{}`` for
+    none, e.g. on synthetic data).
+    ``title`` defaults to ``MDE per image by <by>``. Saved to ``out`` unless ``None``.
     """
-    groups = sorted({g for groups in series.values() for g in groups}, key=_group_sort_key)
-    width = 0.8 / max(len(series), 1)
-    fig = Figure(figsize=(max(6.0, 1.0 + len(groups) * (0.6 + 0.5 * len(series))), 5), layout="constrained")
+    no_front = no_front or {}
+    groups = sorted({g for groups in (*series.values(), *no_front.values()) for g in groups}, key=_group_sort_key)
+    labels = list(dict.fromkeys([*series, *no_front]))
+    width = 0.8 / max(len(labels), 1)
+    fig = Figure(figsize=(max(6.0, 1.0 + len(groups) * (0.6 + 0.5 * len(labels))), 5), layout="constrained")
     ax = fig.subplots()
     colours = colormaps["tab10"]
     positions, counts, handles = [], [], []
-    for j, (label, by_group) in enumerate(series.items()):
+    for j, label in enumerate(labels):
+        by_group = series.get(label, {})
+        handles.append(Patch(facecolor=colours(j % 10), alpha=0.8, label=label))
+        for i, group in enumerate(groups):
+            missing = no_front.get(label, {}).get(group, 0)
+            if missing:
+                ax.annotate(f"no front: {missing}", (i - 0.4 + width * (j + 0.5), 1.0),
+                            xycoords=("data", "axes fraction"), xytext=(0, -4), textcoords="offset points",
+                            ha="center", va="top", rotation=90, fontsize="x-small", color=colours(j % 10))
         boxes = [(i - 0.4 + width * (j + 0.5), by_group[g]) for i, g in enumerate(groups) if by_group.get(g)]
         if not boxes:
             continue
@@ -330,11 +377,16 @@ def plot_mde_boxplot(series: Mapping[str, Mapping[str, Sequence[float]]], out: s
                              medianprops={"color": "black"})
         for box in artists["boxes"]:
             box.set(facecolor=colours(j % 10), alpha=0.8)
+        for (position, values), fliers in zip(boxes, artists["fliers"]):
+            if len(values) <= FEW_IMAGES:  # every image as a point (its outliers among them)
+                fliers.set_visible(False)
+                ax.scatter(position + np.linspace(-0.25, 0.25, len(values)) * width, values, s=12, color="black",
+                           zorder=3, linewidths=0)
         positions += x
         counts += [f"n={len(d)}" for d in data]
-        handles.append(Patch(facecolor=colours(j % 10), alpha=0.8, label=label))
     for k, (label, metres) in enumerate(baselines.items()):
-        handles.append(ax.axhline(metres, color="0.25", linestyle=("--", ":", "-.")[k % 3], label=label))
+        handles.append(ax.axhline(metres, color="0.25", linestyle=("--", ":", "-.")[k % 3],
+                                  label=f"{label} ({metres:g} m)"))
     ax.set_yscale("log", nonpositive="clip")
     ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda metres, _: f"{metres:g}"))
     ax.yaxis.set_minor_formatter(ticker.LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
@@ -347,7 +399,7 @@ def plot_mde_boxplot(series: Mapping[str, Mapping[str, Sequence[float]]], out: s
     group_axis.set_xlabel(by)
     ax.grid(axis="y", which="both", alpha=0.3)
     ax.legend(handles=handles, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    ax.set_title(f"MDE per image by {by}")
+    ax.set_title(title or f"MDE per image by {by}")
     if out is not None:
         save_figure(fig, out, formats)
     return fig

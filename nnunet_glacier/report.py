@@ -30,21 +30,15 @@ from nnunet_glacier.atomic import write_json, write_text
 from nnunet_glacier.compare import compare_runs, comparison_markdown
 from nnunet_glacier.errors import InputError
 from nnunet_glacier.evaluate import BREAKDOWNS
-from nnunet_glacier.experiments import Experiment, profile_description
-from nnunet_glacier.layout import ENSEMBLE, RunLayout, fold_member
+from nnunet_glacier.experiments import Experiment, profile_description, profile_name
+from nnunet_glacier.figure_options import GROUP_COLUMNS
+from nnunet_glacier.layout import ENSEMBLE, Fold, RunLayout, fold_member
+from nnunet_glacier.paper import CAFFE_BASELINES_M, HERRMANN_2023_MDE_M
+from nnunet_glacier.synthetic import MARKER, is_synthetic
 
 
-#: The paper's test-set MDEs (Herrmann et al. 2023) and the CaFFe baselines, in metres.
-PAPER_MDE_M = (
-    ("fused labels, zone route", "541 ± 84"),
-    ("multi-task learning variants", "509 – 568"),
-    ("single-task front", "1103"),
-    ("single-task zones", "1184"),
-    ("CaFFe baseline, zones", "753"),
-    ("CaFFe baseline, fronts", "887"),
-)
+
 OVERLAYS_PER_EXPERIMENT = 4
-BOXPLOT_GROUPS = ("glacier", "season", "sensor", "resolution")
 
 
 def _read_summary(path: Path) -> dict[str, Any] | None:
@@ -52,7 +46,7 @@ def _read_summary(path: Path) -> dict[str, Any] | None:
 
 
 def collect(layout: RunLayout, experiments: Sequence[Experiment],
-            folds: Mapping[str, Sequence[int]]) -> dict[str, Any]:
+            folds: Mapping[str, Sequence[Fold]]) -> dict[str, Any]:
     """Per experiment and route: the ensemble's and each fold's overall results, and the ensemble's breakdowns.
 
     ``folds`` names the folds of each experiment (by name) whose evaluations are read.
@@ -79,22 +73,24 @@ def _number(value: float | None, digits: int) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
-def _mean_std(values: list[float | None], digits: int) -> str:
+def _over_folds(values: list[float | None], digits: int) -> str:
+    """Mean ± sample std of the folds' defined values, and over how many folds (``541.0 ± 84.0 (5 folds)``)."""
     defined = [v for v in values if v is not None]
     if not defined:
         return "–"
     if len(defined) == 1:
-        return _number(defined[0], digits)
-    return f"{np.mean(defined):.{digits}f} ± {np.std(defined, ddof=1):.{digits}f}"
+        return f"{_number(defined[0], digits)} (1 fold)"
+    return f"{np.mean(defined):.{digits}f} ± {np.std(defined, ddof=1):.{digits}f} ({len(defined)} folds)"
 
 
 def front_table(collected: dict[str, Any]) -> list[str]:
-    lines = ["| experiment | route | MDE folds (m) | MDE ensemble (m) | mean of images (m) | median (m) | no front |",
+    lines = ["| experiment | route | MDE, mean ± std over folds (m) | MDE ensemble (m) | mean of images (m) "
+             "| median (m) | no front |",
              "|---|---|---:|---:|---:|---:|---:|"]
     for name, experiment in collected.items():
         for route, result in experiment["routes"].items():
             ensemble = result["ensemble"]
-            lines.append(f"| {name} | {route} | {_mean_std([f['mde_pooled_m'] for f in result['folds']], 1)} "
+            lines.append(f"| {name} | {route} | {_over_folds([f['mde_pooled_m'] for f in result['folds']], 1)} "
                          f"| {_number(ensemble['mde_pooled_m'], 1)} | {_number(ensemble['mde_mean_m'], 1)} "
                          f"| {_number(ensemble['mde_median_m'], 1)} "
                          f"| {ensemble['no_front']} of {ensemble['n_images']} |")
@@ -102,8 +98,8 @@ def front_table(collected: dict[str, Any]) -> list[str]:
 
 
 def zone_table(collected: dict[str, Any]) -> list[str]:
-    lines = ["| experiment | route | IoU folds | IoU ensemble | IoU NA | IoU rock | IoU glacier | IoU ocean "
-             "| precision | recall | F1 |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| experiment | route | IoU, mean ± std over folds | IoU ensemble | IoU NA | IoU rock | IoU glacier "
+             "| IoU ocean | precision | recall | F1 |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, experiment in collected.items():
         for route, result in experiment["routes"].items():
             ensemble = result["ensemble"]
@@ -112,7 +108,7 @@ def zone_table(collected: dict[str, Any]) -> list[str]:
             cells = [_number(ensemble.get(key), 3) for key in ("iou_macro", "iou_na", "iou_rock", "iou_glacier",
                                                                "iou_ocean", "precision_macro", "recall_macro",
                                                                "f1_macro")]
-            lines.append(f"| {name} | {route} | {_mean_std([f.get('iou_macro') for f in result['folds']], 3)} | "
+            lines.append(f"| {name} | {route} | {_over_folds([f.get('iou_macro') for f in result['folds']], 3)} | "
                          + " | ".join(cells) + " |")
     return lines
 
@@ -145,31 +141,46 @@ def t_test_section(layout: RunLayout, collected: dict[str, Any]) -> tuple[list[s
     return [comparison_markdown(comparison)], comparison
 
 
-def figures(layout: RunLayout, collected: dict[str, Any], data: Path, out: Path) -> list[str]:
-    """Write the figures (the timeline and overlays from the CaFFe root ``data``); returns Markdown lines."""
+def figures(layout: RunLayout, collected: dict[str, Any], data: Path, out: Path, synthetic: bool) -> list[str]:
+    """Write the figures (the timeline and overlays from the CaFFe root ``data``); returns Markdown lines.
+
+    On ``synthetic`` data the captions and titles say so and the box plots
+    leave out the CaFFe baselines (results on real data).
+    """
+    of_data = " (synthetic scenes)" if synthetic else ""
     lines = []
     csvs = {name: layout.evaluation(name, ENSEMBLE) / "per_image.csv" for name in collected}
-    for by in BOXPLOT_GROUPS:
+    for by in GROUP_COLUMNS:
         try:
             series = plots.mde_series(csvs, by)
         except InputError as err:  # e.g. no image with a front at all
             lines.append(f"(no MDE box plot by {by}: {err})")
             continue
-        plots.plot_mde_boxplot(series, out / f"mde_by_{by}", by=by)
-        lines.append(f"![per-image MDE by {by}](mde_by_{by}.png)")
+        plots.plot_mde_boxplot(series, out / f"mde_by_{by}", by=by, baselines={} if synthetic else CAFFE_BASELINES_M,
+                               no_front=plots.no_front_series(csvs, by), title=f"MDE per image by {by}{of_data}")
+        lines.append(f"![per-image MDE by {by}{of_data}](mde_by_{by}.png)")
     samples = caffe.discover(data)
     plots.plot_timeline(samples, out / "dataset_timeline")
-    lines.append("![dataset timeline](dataset_timeline.png)")
+    lines.append(f"![dataset timeline{of_data}](dataset_timeline.png)")
     test_samples = [s for s in samples if s.split == "test"]
     for name in collected:
         pairs = plots.find_predictions(test_samples, layout.evaluation(name, ENSEMBLE))[:OVERLAYS_PER_EXPERIMENT]
         written = plots.write_overlays(pairs, out / "overlays" / name)
-        lines.append(f"\n{name} (label front blue, prediction yellow, overlap magenta, box cyan):\n")
+        lines.append(f"\n{name}{of_data} (label front blue, prediction yellow, overlap magenta, box cyan):\n")
         lines += [f"![{p.stem}](overlays/{name}/{p.name})" for p in written]
     return lines
 
 
-def write_report(layout: RunLayout, experiments: Sequence[Experiment], folds: Mapping[str, Sequence[int]],
+def paper_section(synthetic: bool) -> list[str]:
+    """The paper's real-data results for reference, or on synthetic data why they are left out."""
+    if synthetic:
+        return ["The paper's results on the real CaFFe data are not shown: these scenes are synthetic, so the "
+                "numbers above only show that every step runs; they say nothing about real calving fronts."]
+    rows = [*HERRMANN_2023_MDE_M, *((name, f"{metres:g}") for name, metres in CAFFE_BASELINES_M.items())]
+    return ["| result | MDE (m) |", "|---|---:|", *(f"| {name} | {mde} |" for name, mde in rows)]
+
+
+def write_report(layout: RunLayout, experiments: Sequence[Experiment], folds: Mapping[str, Sequence[Fold]],
                  data: Path) -> Path:
     """Write report.md, report.json and the figures into ``layout.report_dir``; returns the report's path.
 
@@ -180,14 +191,19 @@ def write_report(layout: RunLayout, experiments: Sequence[Experiment], folds: Ma
     if not collected:
         raise InputError(layout.work / "evaluation", "no evaluated experiment: run the evaluate step first")
     out = layout.report_dir
+    synthetic = is_synthetic(data)
     t_lines, comparison = t_test_section(layout, collected)
     lines = [
-        "# nnunet_glacier reproduction report", "",
-        f"Data: `{data}`; work directory: `{layout.work}`; profile: `{experiments[0].profile}` "
+        "# nnunet_glacier report on synthetic scenes" if synthetic else "# nnunet_glacier reproduction report", "",
+        *([f"**The data are synthetic** (`{data / MARKER}`): fjord scenes drawn by `nnunet-glacier synth`, not "
+           "SAR images of real glaciers. The numbers show that the method runs end to end; they are not "
+           "comparable with the paper's.", ""] if synthetic else []),
+        f"Data: `{data}`; work directory: `{layout.work}`; profile: `{profile_name(experiments[0].profile)}` "
         f"({profile_description(experiments[0].profile)}); "
         f"test split evaluated with the CaFFe bounding boxes where present.", "",
         "## Front delineation (Table A2 form)", "",
-        "Pooled MDE (Eq. 1) over all test images, as mean ± std over the folds and for the mean-probability "
+        "Pooled MDE (Eq. 1) over all test images, as mean ± std over the folds (their number in brackets) and "
+        "for the mean-probability "
         "ensemble of the folds; mean and median of per-image MDEs and images without a predicted front for "
         "the ensemble.", "",
         *front_table(collected), "",
@@ -197,10 +213,9 @@ def write_report(layout: RunLayout, experiments: Sequence[Experiment], folds: Ma
         "## Welch t-tests between experiments (Table A1 form)", "",
         *t_lines, "",
         "## Breakdowns", *breakdown_tables(collected), "",
-        "## The paper's results for reference (test set MDE, m)", "",
-        "| result | MDE (m) |", "|---|---:|", *(f"| {k} | {v} |" for k, v in PAPER_MDE_M), "",
-        "## Figures", "", *figures(layout, collected, data, out), "",
+        "## The paper's results for reference (test set MDE, m)", "", *paper_section(synthetic), "",
+        "## Figures", "", *figures(layout, collected, data, out, synthetic), "",
     ]
-    write_json(out / "report.json", {"experiments": collected, "comparison": comparison})
+    write_json(out / "report.json", {"synthetic": synthetic, "experiments": collected, "comparison": comparison})
     write_text(out / "report.md", "\n".join(lines))
     return out / "report.md"

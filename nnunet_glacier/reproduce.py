@@ -25,7 +25,7 @@ from pathlib import Path
 from nnunet_glacier import caffe
 from nnunet_glacier.errors import InputError
 from nnunet_glacier.experiments import Experiment
-from nnunet_glacier.layout import RunLayout, members
+from nnunet_glacier.layout import Fold, RunLayout, members
 from nnunet_glacier.workspace import Workspace
 
 
@@ -35,12 +35,12 @@ TEST_SPLIT = "test"
 
 @dataclass
 class Reproduction:
-    """What to reproduce and where; see the module docstring for the layout."""
+    """What to reproduce and where (the paths of :mod:`nnunet_glacier.layout`)."""
 
     data: Path | None  # a CaFFe root; None only before run_demo writes synthetic scenes
-    work: Path
+    layout: RunLayout
     experiments: list[Experiment]
-    folds: list[int] | None = None  # None: each experiment's configured folds
+    folds: list[Fold] | None = None  # None: each experiment's configured folds
     device: str = "auto"
     pixel_size: float | None = None
     processes: int = field(default_factory=lambda: max(1, min(8, os.cpu_count() or 1)))
@@ -50,14 +50,10 @@ class Reproduction:
     iterations: int | None = None
 
     @property
-    def layout(self) -> RunLayout:
-        return RunLayout(self.work)
-
-    @property
     def workspace(self) -> Workspace:
         return self.layout.workspace
 
-    def folds_of(self, experiment: Experiment) -> list[int]:
+    def folds_of(self, experiment: Experiment) -> list[Fold]:
         return list(self.folds) if self.folds is not None else list(experiment.folds)
 
 
@@ -100,7 +96,7 @@ def predict_step(run: Reproduction, experiment: Experiment) -> None:
     from nnunet_glacier.nnunet.predict import GlacierPredictor, predict_images
     from nnunet_glacier.nnunet.training import model_folder
 
-    images = [s.image for s in caffe.discover(run.data, (TEST_SPLIT,), pixel_size=run.pixel_size)]
+    images = [s.image for s in caffe.discover(run.data, (TEST_SPLIT,))]
     predictor = GlacierPredictor(model_folder(run.workspace, experiment), run.folds_of(experiment), device=run.device,
                                  mirroring=run.mirroring)
     report = predict_images(predictor, images, run.layout.predictions(experiment.name), per_fold=True,
@@ -125,6 +121,7 @@ def evaluate_step(run: Reproduction, experiment: Experiment) -> None:
         if summary.is_file() and summary.stat().st_mtime >= newest:
             continue
         evaluate_predictions(predictions, run.data, split=TEST_SPLIT, out=out, pixel_size=run.pixel_size,
+                             dataset=run.workspace.raw / experiment.dataset,
                              settings=settings, workers=run.processes, progress=run.progress)
 
 

@@ -55,9 +55,12 @@ from nnunet_glacier import geo
 from nnunet_glacier.atomic import write_text
 from nnunet_glacier.caffe import glacier_code
 from nnunet_glacier.csv_tables import csv_text
-from nnunet_glacier.detect import QUALITY_CSV, read_records
+from nnunet_glacier.detect import read_records
 from nnunet_glacier.errors import InputError
-from nnunet_glacier.plots import FORMATS, plot_front_positions, plot_retreat, save_figure
+from nnunet_glacier.figure_options import FORMATS
+from nnunet_glacier.plots import plot_front_positions, plot_retreat, save_figure
+from nnunet_glacier.quality import QUALITY_CSV
+
 
 
 
@@ -285,7 +288,7 @@ def background_of(out_dir: Path, front: DatedFront) -> np.ndarray:
     """The scene image of a record when its input is still readable at the recorded size, else zeros."""
     shape = tuple(front.record["shape"])
     try:
-        image = geo.read_scene(front.record["input"], front.record["pixel_size_m"]).image
+        image = geo.read_scene(front.record["input"], default_pixel_size_m=front.record["pixel_size_m"]).image
     except InputError:
         warnings.warn(f"{out_dir / front.record['stem']}: input {front.record['input']} not readable, "
                       f"drawing fronts on a blank background", stacklevel=2)

@@ -59,7 +59,7 @@ def _header(name: str, hours: int, settings: ClusterSettings, log_dir: Path, *, 
 def _reproduce(experiments: list[Experiment], data: Path, work: Path, steps: str, extra: str = "") -> str:
     """The ``nnunet-glacier reproduce`` line of a job (the experiments share one profile)."""
     command = (f"nnunet-glacier reproduce --data {shlex.quote(str(data))} --work {shlex.quote(str(work))} "
-               f"--profile {experiments[0].profile} --experiments {' '.join(e.name for e in experiments)} "
+               f"--profile {shlex.quote(experiments[0].profile)} --experiments {' '.join(e.name for e in experiments)} "
                f"--steps {steps}")
     return f"{command} {extra}".rstrip() + "\n"
 
@@ -68,7 +68,7 @@ def write_slurm_jobs(experiments: list[Experiment], data: Path, work: Path, out_
                      settings: ClusterSettings = ClusterSettings()) -> list[Path]:
     """Write the job scripts and ``submit_all.sh`` into ``out_dir``; returns the files written."""
     data, work, out_dir = Path(data).resolve(), Path(work).resolve(), Path(out_dir)
-    log_dir = RunLayout(work).slurm_logs
+    log_dir = RunLayout.in_work_dir(work).slurm_logs
     written = []
     submit = ["#!/bin/bash", "# Submit every job with its dependencies: bash submit_all.sh", "set -euo pipefail",
               f"mkdir -p {shlex.quote(str(log_dir))}", f'cd "$(dirname "$0")"']

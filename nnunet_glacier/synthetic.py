@@ -22,6 +22,10 @@ their resolution. Scenes of one glacier share its fjord; the front retreats
 over the years and advances in the glacier's winter, so time series show a
 trend and a seasonal cycle. Everything is drawn from one seeded generator:
 the same arguments give byte-identical files.
+
+The root also gets :data:`MARKER` (``synthetic.json``, the generator's
+arguments), so that reports can say that their data are synthetic
+(:func:`is_synthetic`) instead of guessing from names.
 """
 from __future__ import annotations
 
@@ -34,7 +38,7 @@ import cv2
 import numpy as np
 
 from nnunet_glacier import caffe, labels
-from nnunet_glacier.atomic import write_png, write_text
+from nnunet_glacier.atomic import write_json, write_png, write_text
 from nnunet_glacier.errors import InputError
 from nnunet_glacier.experiments import TASKS
 
@@ -228,13 +232,23 @@ def _check_no_foreign_scenes(root: Path, names: dict[str, list[caffe.SceneName]]
                                         "choose an empty folder")
 
 
+#: The file in a CaFFe root that marks its scenes as synthetic (written by :func:`generate_caffe`).
+MARKER = "synthetic.json"
+
+
+def is_synthetic(root: str | Path) -> bool:
+    """Whether the CaFFe root ``root`` holds scenes written by :func:`generate_caffe` (it has :data:`MARKER`)."""
+    return (Path(root) / MARKER).is_file()
+
+
 def generate_caffe(root: Path, n_train: int = 8, n_test: int = 4, size: tuple[int, int] = (128, 128),
                    seed: int = 0, with_bounding_boxes: bool = True) -> list[Path]:
     """Write ``n_train`` + ``n_test`` synthetic scenes of ``size`` (rows, columns) pixels under ``root``.
 
     Layout and names are CaFFe's (see the module docstring); bounding-box
     files ``bounding_boxes/<stem>_bbox.txt`` are written if asked. Returns the
-    image paths, train split first. Raises ``ValueError`` for negative counts
+    image paths, train split first; ``root/synthetic.json`` (:data:`MARKER`)
+    records the arguments. Raises ``ValueError`` for negative counts
     or sides below MIN_SIZE_PX, :class:`~nnunet_glacier.errors.InputError` if
     ``root`` already holds other scenes.
     """
@@ -248,6 +262,8 @@ def generate_caffe(root: Path, n_train: int = 8, n_test: int = 4, size: tuple[in
     fjords = {glacier: Fjord.random(rng) for split in caffe.SPLITS for glacier in GLACIERS_BY_SPLIT[split]}
     names = {"train": plan_names(rng, "train", n_train), "test": plan_names(rng, "test", n_test)}
     _check_no_foreign_scenes(root, names)
+    write_json(root / MARKER, {"generator": __name__, "n_train": n_train, "n_test": n_test, "size": list(shape),
+                               "seed": seed, "with_bounding_boxes": with_bounding_boxes})
     images = []
     for split, split_names in names.items():
         for name in split_names:

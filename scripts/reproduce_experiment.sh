@@ -4,12 +4,13 @@
 #   scripts/reproduce_experiment.sh EXPERIMENT CAFFE_ROOT WORK_DIR [PROFILE]
 #
 # EXPERIMENT: stl_front | stl_zone | mtl_late | mtl_early | mtl_boundary | fused
-# PROFILE:    paper (default; the paper's settings, configs/<experiment>.json) | tiny | demo
+# PROFILE:    paper (default; the paper's settings, configs/base.json + <experiment>.json) | tiny | demo
+#             | PATH.json (your own profile file, see configs/profiles/)
 # Every setting comes from configs/; each step skips what is already done, so
 # re-running the script resumes an interrupted reproduction.
 set -euo pipefail
 if [ $# -lt 3 ]; then
-    sed -n '2,9p' "$0"
+    sed -n '2,10p' "$0"
     exit 2
 fi
 experiment=$1 data=$2 work=$3 profile=${4:-paper}

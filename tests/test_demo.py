@@ -15,6 +15,9 @@ def test_demo_trains_predicts_evaluates_and_reports_real_numbers(demo_work):
     assert 0 < ensemble["iou_macro"] <= 1
     markdown = (demo_work / "report" / "report.md").read_text()
     assert "| fused | fused |" in markdown and "overlays/fused/" in markdown
+    # the demo's scenes are synthetic: the report says so and does not set them beside the paper's real-data results
+    assert report["synthetic"] and markdown.startswith("# nnunet_glacier report on synthetic scenes")
+    assert "CaFFe baseline" not in markdown and "(2 folds)" in markdown
     overlays = list((demo_work / "report" / "overlays" / "fused").glob("*_overlay.png"))
     assert len(overlays) == 3
     assert (demo_work / "report" / "mde_by_glacier.png").stat().st_size > 0

@@ -14,10 +14,11 @@ from rasterio.transform import from_origin
 from nnunet_glacier import geo
 from nnunet_glacier.caffe import read_grey
 from nnunet_glacier.cli import main
-from nnunet_glacier.detect import QUALITY_COLUMNS, QualitySettings, detect, ensemble_disagreement, quality_rows
+from nnunet_glacier.detect import detect, ensemble_disagreement
 from nnunet_glacier.errors import ModelError
 from nnunet_glacier.nnunet.predict import GlacierPredictor
 from nnunet_glacier.postprocess import choose_route
+from nnunet_glacier.quality import QUALITY_COLUMNS, QualitySettings, quality_rows
 
 UTM_22N = CRS.from_epsg(32622)
 TRANSFORM = from_origin(480_000.0, 7_670_000.0, 40.0, 40.0)
@@ -59,6 +60,41 @@ def test_a_folder_that_is_no_model_is_a_model_error(tmp_path, capsys):
     scene.write_bytes(b"")
     assert main(["detect", "-m", str(tmp_path), "-i", str(scene), "-o", str(tmp_path / "out")]) == 1
     assert f"error: {tmp_path}: not an nnU-Net results folder" in capsys.readouterr().err
+
+
+def test_fold_all_is_a_fold_like_any_other(tmp_path, capsys):
+    from nnunet_glacier.cli import build_parser
+    from nnunet_glacier.nnunet.predict import available_folds
+
+    parse = build_parser().parse_args
+    assert parse(["train", "--experiment", "fused", "--fold", "0", "all"]).fold == [0, "all"]
+    assert parse(["predict", "-m", "m", "-i", "i", "-o", "o", "--folds", "all"]).folds == ["all"]
+    assert parse(["detect", "-m", "m", "-i", "i", "-o", "o", "--folds", "1", "all"]).folds == [1, "all"]
+    assert parse(["reproduce", "--data", "d", "--folds", "all"]).folds == ["all"]
+    for bad in (["train", "--experiment", "fused", "--fold", "5"], ["predict", "-m", "m", "-i", "i", "-o", "o",
+                                                                    "--folds", "some"]):
+        with pytest.raises(SystemExit) as exit_:
+            parse(bad)
+        assert exit_.value.code == 2
+    for fold, files in (("0", ["checkpoint_final.pth"]), ("all", ["checkpoint_final.pth"]),
+                        ("3", ["checkpoint_latest.pth"]), ("x", ["checkpoint_final.pth"])):
+        (tmp_path / f"fold_{fold}").mkdir()
+        for name in files:
+            (tmp_path / f"fold_{fold}" / name).write_bytes(b"")
+    assert available_folds(tmp_path) == [0, "all"]  # nnU-Net's own auto-detection leaves fold_all out
+
+
+def test_a_model_folder_without_usable_folds_says_what_it_holds(tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "dataset.json").write_text(json.dumps({"caffe": {"tasks": ["fused"]}}))
+    (model / "fold_0").mkdir()
+    (model / "fold_0" / "checkpoint_latest.pth").write_bytes(b"")
+    with pytest.raises(ModelError, match=r"no fold_\*/checkpoint_final.pth found.*holds dataset.json, fold_0/"):
+        GlacierPredictor(model)
+    with pytest.raises(ModelError, match=r"fold_0/checkpoint_final.pth: checkpoint not found; fold_0 holds "
+                                         r"checkpoint_latest.pth"):
+        GlacierPredictor(model, [0])
 
 
 def record(stem, length_m, *, segments=1, disagreement=0.05, glacier="JAC"):
@@ -142,7 +178,7 @@ def test_geojson_lines_lie_on_the_predicted_front_pixels(detected):
     _, out = detected
     checked = 0
     for stem, record in records(out).items():
-        front = geo.read_scene(out / record["outputs"]["front"], pixel_size_m=1.0).image > 0
+        front = geo.read_scene(out / record["outputs"]["front"], default_pixel_size_m=1.0).image > 0
         lines = geo.read_front_geojson(out / record["outputs"]["front_lines"])
         assert len(lines) == record["n_segments"]
         for line in lines:
@@ -188,3 +224,17 @@ def test_retreat_writes_positions_and_plots_per_glacier(detected, tmp_path):
         any_front = any(row["position_m"] for row in rows)
         for figure in ("position.png", "fronts.pdf"):  # drawn for glaciers with a front
             assert (tmp_path / f"{glacier}_{figure}").is_file() == any_front
+
+
+def test_given_pixel_size_wins_over_a_caffe_name_and_is_printed(demo_model, scenes, tmp_path, capsys):
+    """Issue 12: a CaFFe-named 256-px copy with --pixel-size must use the given size (it used the name's)."""
+    scene = next(p for p in sorted(scenes.glob("*.png")))
+    base = ["detect", "-m", str(demo_model), "-i", str(scene), "--device", "cpu", "--no-mirroring", "--folds", "0"]
+    assert main([*base, "-o", str(tmp_path / "given"), "--pixel-size", "100"]) == 0
+    assert f"{scene.stem}: pixel size 100 m (option)" in capsys.readouterr().out
+    assert main([*base, "-o", str(tmp_path / "default"), "--default-pixel-size", "100"]) == 0
+    name_m = geo.read_scene(scene).pixel_size_m
+    assert f"{scene.stem}: pixel size {name_m:g} m (name)" in capsys.readouterr().out  # only fills in: the name wins
+    for folder, expected in (("given", (100.0, "option")), ("default", (name_m, "name"))):
+        record = records(tmp_path / folder)[scene.stem]
+        assert (record["pixel_size_m"], record["pixel_size_source"]) == expected

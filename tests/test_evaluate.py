@@ -84,6 +84,36 @@ def test_without_a_box_the_label_zones_reproduce_the_label_front(tmp_path: Path)
     assert overall["mde_pooled_m"] == 0.0 and overall["no_front"] == 0
 
 
+def _exported_dataset(folder: Path, pixel_sizes: dict[str, float]) -> Path:
+    """A raw dataset folder whose dataset.json records ``pixel_sizes`` as export does."""
+    folder.mkdir()
+    (folder / "dataset.json").write_text(json.dumps({"caffe": {"pixel_size_m": pixel_sizes}}))
+    return folder
+
+
+def test_pixel_sizes_come_from_the_export_unless_given_and_summary_says_which(tmp_path: Path):
+    root = _tiny_root(tmp_path, with_box=False)
+    predictions = _copy_labels_as_predictions(root, "test", tmp_path / "pred")
+    dataset = _exported_dataset(tmp_path / "Dataset506_CaFFeFused", {TINY_STEM: 20.0})
+    # the name says 7 m (the 64 px front is short); the export recorded 20 m (it is kept)
+    evaluation = evaluate_predictions(predictions, root, dataset=dataset, workers=1, progress=False)
+    assert evaluation.summary["routes"]["zone"]["overall"]["no_front"] == 0
+    settings = evaluation.summary["settings"]
+    assert (settings["pixel_size_source"], settings["pixel_size_dataset"]) == ("dataset", str(dataset))
+    assert {r["pixel_size_m"] for r in _read_csv(evaluation.out / "per_image.csv")} == {"20"}
+    given = evaluate_predictions(predictions, root, pixel_size=7.0, dataset=dataset, workers=1, progress=False)
+    assert given.summary["settings"]["pixel_size_source"] == "option"  # the explicit size wins
+    assert given.summary["routes"]["zone"]["overall"]["no_front"] == 1
+    names = evaluate_predictions(predictions, root, workers=1, progress=False)
+    assert names.summary["settings"]["pixel_size_source"] == "name"
+    other = _exported_dataset(tmp_path / "other", {"JAC_2015-08-12_S1_20_3_123": 20.0})
+    with pytest.raises(InputError, match=r"other/dataset.json: no pixel size recorded for 1 evaluated scene"):
+        evaluate_predictions(predictions, root, dataset=other, workers=1, progress=False)
+    assert main(["evaluate", "--predictions", str(predictions), "--data", str(root), "--dataset", str(dataset),
+                 "--out", str(tmp_path / "cli"), "--workers", "1"]) == 0
+    assert json.loads((tmp_path / "cli" / "summary.json").read_text())["settings"]["pixel_size_source"] == "dataset"
+
+
 def test_short_fronts_become_no_front(tmp_path: Path):
     root = _tiny_root(tmp_path, with_box=False)
     predictions = _copy_labels_as_predictions(root, "test", tmp_path / "pred")

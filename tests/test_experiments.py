@@ -181,3 +181,50 @@ def test_shared_dataset_with_different_labels_is_rejected(config_dir):
     edit_config(config_dir, "mtl_early", {"labels": {"front_dilation_px": 3, "boundary_dilation_px": 5}})
     with pytest.raises(ConfigError, match="dataset 503 but build different labels"):
         load_experiments()
+
+
+def test_a_profile_file_sizes_runs_like_a_named_profile(tmp_path):
+    tiny = json.loads((experiments.PROFILE_DIR / "tiny.json").read_text())
+    path = tmp_path / "my_gpu.json"
+    path.write_text(json.dumps({**tiny, "description": "my GPU", "training": {**tiny["training"], "epochs": 7}}))
+    profile = experiments.resolve_profile(str(path))
+    assert profile == str(path.resolve())
+    experiment = get_experiment("mtl_late", profile)
+    assert experiment.configuration == "2d_my_gpu" and experiment.training.epochs == 7
+    assert experiment.plan.patch_size == tuple(tiny["plan"]["patch_size"])
+    assert experiments.profile_name(profile) == "my_gpu" and experiments.profile_description(profile) == "my GPU"
+    assert experiments.resolve_profile("tiny") == "tiny"
+
+
+@pytest.mark.parametrize("name, problem", [
+    ("missing.json", "file not found"),
+    ("paper.json", "other than the built-in profiles"),  # its configuration 2d_paper would mix with paper's
+    ("my-gpu.json", "letters, digits and _"),
+    ("huge", "unknown profile 'huge'"),
+])
+def test_bad_profiles_are_config_errors(tmp_path, name, problem):
+    (tmp_path / "paper.json").write_text("{}")
+    (tmp_path / "my-gpu.json").write_text("{}")
+    given = str(tmp_path / name) if name.endswith(".json") else name
+    with pytest.raises(ConfigError, match=problem):
+        experiments.resolve_profile(given)
+
+
+def test_cli_takes_a_profile_file_and_rejects_a_bad_one(tmp_path, capsys):
+    from nnunet_glacier.cli import build_parser
+
+    path = tmp_path / "small.json"
+    path.write_text((experiments.PROFILE_DIR / "tiny.json").read_text())
+    args = build_parser().parse_args(["plan", "--experiment", "fused", "--profile", str(path)])
+    assert args.profile == str(path.resolve())
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["plan", "--experiment", "fused", "--profile", str(tmp_path / "none.json")])
+    assert exit_.value.code == 2 and "none.json: file not found" in capsys.readouterr().err
+
+
+def test_detect_defaults_to_the_experiments_evaluation_settings():
+    from nnunet_glacier.postprocess import PostprocessSettings
+
+    base = experiments.base_evaluation()
+    assert (base.front_min_length_m, base.fused_glacier_dilation_px) == (PostprocessSettings().min_length_m,
+                                                                        PostprocessSettings().fused_dilation_px)

@@ -73,17 +73,33 @@ def test_png_scene_gets_png_masks(tmp_path):
         geo.write_mask(tmp_path / "bad.png", np.zeros((3, 3), np.uint8), scene)
 
 
-def test_pixel_size_precedence_transform_then_name_then_option(tmp_path):
+def test_default_pixel_size_only_fills_in_transform_then_name_then_default(tmp_path):
     named_tif = write_geotiff(tmp_path / f"{CAFFE_STEM}.tif", grey())
-    assert geo.read_scene(named_tif, pixel_size_m=7.0).pixel_size_m == 30.0  # the transform wins
+    assert geo.read_scene(named_tif, default_pixel_size_m=7.0).pixel_size_m == 30.0  # the transform wins
     write_png(tmp_path / f"{CAFFE_STEM}.png", grey())
-    scene = geo.read_scene(tmp_path / f"{CAFFE_STEM}.png", pixel_size_m=7.0)
+    scene = geo.read_scene(tmp_path / f"{CAFFE_STEM}.png", default_pixel_size_m=7.0)
     assert (scene.pixel_size_m, scene.pixel_size_source) == (20.0, "name")
     write_png(tmp_path / "plain.png", grey())
-    scene = geo.read_scene(tmp_path / "plain.png", pixel_size_m=7.0)
-    assert (scene.pixel_size_m, scene.pixel_size_source) == (7.0, "option")
+    scene = geo.read_scene(tmp_path / "plain.png", default_pixel_size_m=7.0)
+    assert (scene.pixel_size_m, scene.pixel_size_source) == (7.0, "default")
     with pytest.raises(InputError, match=r"plain\.png: pixel size unknown.*--pixel-size"):
         geo.read_scene(tmp_path / "plain.png")
+
+
+def test_given_pixel_size_wins_over_name_and_transform(tmp_path, recwarn):
+    """Issue 12: a CaFFe-named 256-px copy with --pixel-size uses the given size, not the name's resolution."""
+    write_png(tmp_path / f"{CAFFE_STEM}.png", grey())
+    scene = geo.read_scene(tmp_path / f"{CAFFE_STEM}.png", pixel_size_m=100.0, default_pixel_size_m=7.0)
+    assert (scene.pixel_size_m, scene.pixel_size_source) == (100.0, "option")
+    tif = write_geotiff(tmp_path / "utm.tif", grey())  # 30 m pixels
+    assert geo.read_scene(tif, pixel_size_m=30.2).pixel_size_m == 30.2  # within 1 %: no warning
+    assert not [w for w in recwarn if "transform says" in str(w.message)]
+    with pytest.warns(UserWarning, match=r"utm\.tif: the given pixel size 40 m is used, but the GeoTIFF's transform "
+                                         r"says 30 m"):
+        scene = geo.read_scene(tif, pixel_size_m=40.0)
+    assert (scene.pixel_size_m, scene.pixel_size_source) == (40.0, "option")
+    with pytest.raises(InputError, match="must be positive"):
+        geo.read_scene(tif, pixel_size_m=-5.0)
 
 
 def test_geographic_crs_needs_a_pixel_size(tmp_path):
@@ -91,6 +107,7 @@ def test_geographic_crs_needs_a_pixel_size(tmp_path):
                          transform=from_origin(-50.0, 69.2, 0.0003, 0.0003))
     with pytest.raises(InputError, match="geographic"):
         geo.read_scene(path)
+    assert geo.read_scene(path, default_pixel_size_m=25.0).pixel_size_source == "default"
     assert geo.read_scene(path, pixel_size_m=25.0).pixel_size_source == "option"
 
 
@@ -167,7 +184,7 @@ def test_front_geojson_lines_lie_on_the_front_pixels(tmp_path):
 
 def test_pixel_scene_lines_are_pixel_centres_and_say_so(tmp_path):
     write_png(tmp_path / "plain.png", grey())
-    scene = geo.read_scene(tmp_path / "plain.png", pixel_size_m=10.0)
+    scene = geo.read_scene(tmp_path / "plain.png", default_pixel_size_m=10.0)
     straight = [np.array([[5, c] for c in range(10, 20)])]
     (line,) = geo.front_lines(straight, scene)
     np.testing.assert_array_equal(line, np.column_stack([np.arange(10, 20) + 0.5, np.full(10, 5.5)]))

@@ -143,6 +143,22 @@ def test_boxplot_one_series_per_route_and_resolution_order(tmp_path):
     assert [t.get_text() for t in group_axis.get_xticklabels()] == ["7 m", "17 m", "20 m"]
 
 
+def test_boxplot_shows_few_images_as_points_and_keeps_groups_without_a_front(tmp_path):
+    rows = CSV_ROWS + ["JAC_2010-03-30_TSX_7_3_1,JAC,2010-03-30,winter,TSX,7,7,zone,0,12,,1"]
+    csvs = {"fused": _write_csv(tmp_path / "per_image.csv", rows)}
+    no_front = plots.no_front_series(csvs, "glacier")
+    assert no_front == {"fused": {"Mapple": 1, "JAC": 1}}
+    fig = plots.plot_mde_boxplot(plots.mde_series(csvs, "glacier"), by="glacier", baselines={}, no_front=no_front,
+                                 title="MDE per image by glacier (synthetic scenes)")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.child_axes[0].get_xticklabels()] == ["COL", "JAC", "Mapple"]  # JAC: no box
+    assert sorted(t.get_text() for t in ax.texts) == ["no front: 1", "no front: 1"]
+    points = [len(c.get_offsets()) for c in ax.collections]
+    assert sorted(points) == [1, 3]  # every image of the two small boxes (COL 3, Mapple 1)
+    assert not any(len(set(line.get_ydata())) == 1 and tuple(line.get_xdata()) == (0, 1) for line in ax.lines)
+    assert ax.get_title().endswith("(synthetic scenes)")
+
+
 @pytest.mark.parametrize("header, rows, problem", [
     (CSV_HEADER.replace("glacier,", ""), [r.split(",", 2)[0] + "," + r.split(",", 2)[2] for r in CSV_ROWS],
      "missing column(s) glacier"),

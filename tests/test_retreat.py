@@ -13,9 +13,9 @@ from rasterio.transform import from_origin
 from nnunet_glacier import geo, postprocess
 from nnunet_glacier.atomic import write_png, write_text
 from nnunet_glacier.cli import main
-from nnunet_glacier.detect import QUALITY_CSV, QualitySettings, SceneFront, quality_csv, quality_rows, \
-    read_records, write_scene
+from nnunet_glacier.detect import SceneFront, read_records, write_scene
 from nnunet_glacier.errors import InputError
+from nnunet_glacier.quality import QUALITY_CSV, QualitySettings, quality_csv, quality_rows
 from nnunet_glacier.retreat import read_centreline, retreat
 
 

@@ -7,6 +7,8 @@ imports) and under ``TYPE_CHECKING`` alike.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,3 +60,40 @@ def test_no_import_cycle():
 ])
 def test_module_does_not_depend_on(module, forbidden):
     assert forbidden not in reachable(import_graph(), module)
+
+
+#: Modules that make the command line slow to answer; ``--help`` must not import them.
+HEAVY = ("torch", "nnunetv2", "matplotlib", "scipy", "skimage", "rasterio")
+
+HELP_PROBE = """
+import sys
+from nnunet_glacier.cli import build_parser, help_requests, main
+cases = help_requests(build_parser())
+for args in cases:
+    try:
+        main(args)
+    except SystemExit as done:
+        assert done.code == 0, (args, done.code)
+print(len(cases), [m for m in HEAVY if m in sys.modules])
+"""
+
+
+def test_help_and_version_of_every_command_import_no_heavy_module():
+    """``--help`` (every command, every figure) and ``--version`` answer at once: no torch, nnU-Net, matplotlib ...
+
+    Their time is measured in benchmarks/bench_cli.py; here the imports are checked in a fresh interpreter.
+    """
+    result = subprocess.run([sys.executable, "-c", f"HEAVY = {HEAVY!r}\n{HELP_PROBE}"], capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    n_cases, imported = result.stdout.strip().splitlines()[-1].split(" ", 1)
+    assert int(n_cases) >= 20 and imported == "[]"
+
+
+def test_trainer_path_prints_the_folder_to_export(capsys):
+    from nnunet_glacier.cli import main
+    from nnunet_glacier.workspace import TRAINER_DIR
+
+    assert main(["trainer-path"]) == 0
+    assert capsys.readouterr().out.strip() == str(TRAINER_DIR)
+    assert (TRAINER_DIR / "caffe_trainers.py").is_file()

@@ -25,16 +25,18 @@ import pytest
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
+from nnunet_glacier import experiments
 from nnunet_glacier.caffe import read_grey
 from nnunet_glacier.cli import main
 from nnunet_glacier.experiments import EXPERIMENT_ORDER, get_experiment
 from nnunet_glacier.nnunet.export import export_dataset
 from nnunet_glacier.nnunet.networks import task_probabilities
 from nnunet_glacier.nnunet.plans import plan_and_preprocess, write_configuration
+from nnunet_glacier.nnunet.predict import available_folds
 from nnunet_glacier.nnunet.training import model_folder
 from nnunet_glacier.postprocess import ROUTES
 from nnunet_glacier.tasks import TASKS
-from nnunet_glacier.workspace import TRAINER_DIR, Workspace
+from nnunet_glacier.workspace import DEFAULT_WORK, NNUNET_FOLDERS, TRAINER_DIR, Workspace
 
 PROFILE = "tiny"
 
@@ -168,3 +170,29 @@ def test_reproduce_runs_all_six_experiments_and_resumes(workspace, synthetic_roo
     assert main(args) == 0  # resumed run: nothing left to do
     assert {p: p.stat().st_mtime for p in (work / "evaluation").rglob("summary.json")} == finished
     assert {p: p.stat().st_mtime for p in workspace.results.rglob("checkpoint_final.pth")} == checkpoints
+
+
+def test_fold_all_with_a_profile_file_and_the_users_nnunet_folders(workspace, synthetic_root, tmp_path, monkeypatch):
+    """``reproduce`` without ``--work`` uses the ``nnUNet_*`` variables, a profile given as a file, and nnU-Net's
+    fold ``all`` (trained on every training case, then predicted, evaluated and reported like any fold).
+
+    Runs after the reproduction above, which counts the checkpoints of the module's work directory."""
+    profile = tmp_path / "tiny_file.json"
+    profile.write_text((experiments.PROFILE_DIR / f"{PROFILE}.json").read_text())
+    for variable, folder in zip(NNUNET_FOLDERS, (workspace.raw, workspace.preprocessed, workspace.results)):
+        monkeypatch.setenv(variable, str(folder))
+    monkeypatch.chdir(tmp_path)
+    assert main(["reproduce", "--data", str(synthetic_root), "--profile", str(profile), "--experiments", "fused",
+                 "--folds", "all", "--device", "cpu", "--no-mirroring"]) == 0
+
+    experiment = get_experiment("fused", str(profile))
+    assert experiment.configuration == "2d_tiny_file"
+    model = model_folder(workspace, experiment)  # in the user's nnUNet_results, not in ./work
+    assert not (tmp_path / DEFAULT_WORK / "nnUNet_results").exists()
+    validation = json.loads((model / "fold_all" / "validation" / "summary.json").read_text())
+    assert len(validation["metric_per_case"]) == len(list((synthetic_root / "sar_images" / "train").glob("*.png")))
+    assert available_folds(model) == ["all"]
+    summary = json.loads((tmp_path / DEFAULT_WORK / "evaluation" / "fused" / "fold_all" / "summary.json").read_text())
+    assert summary["settings"]["pixel_size_source"] == "dataset"  # the sizes export recorded
+    report = (tmp_path / DEFAULT_WORK / "report" / "report.md").read_text()
+    assert "(1 fold)" in report and "synthetic" in report and "CaFFe baseline" not in report

@@ -15,6 +15,7 @@ re-runnable: each file is written atomically, stale cases are removed and
 """
 from __future__ import annotations
 
+import json
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
@@ -83,6 +84,29 @@ def dataset_json(experiment: Experiment, samples: list[caffe.Sample], source: Pa
             "test_cases": sorted(s.stem for s in samples if s.split != "train"),
         },
     }
+
+
+def dataset_json_file(dataset: str | Path) -> Path:
+    """The ``dataset.json`` of a raw dataset given as its folder or as the file itself."""
+    path = Path(dataset)
+    return path / "dataset.json" if path.is_dir() else path
+
+
+def recorded_pixel_sizes(dataset: str | Path) -> dict[str, float]:
+    """The pixel size (metres) of each case as export recorded it in a raw dataset's ``dataset.json``.
+
+    ``dataset`` is the dataset folder or its ``dataset.json``; a file that is
+    missing, unreadable or holds no ``caffe.pixel_size_m`` record raises
+    :class:`InputError` naming it.
+    """
+    path = dataset_json_file(dataset)
+    try:
+        sizes = json.loads(path.read_text())["caffe"]["pixel_size_m"]
+        return {str(stem): float(size) for stem, size in sizes.items()}
+    except FileNotFoundError as err:
+        raise InputError(path, "file not found: not an exported raw dataset") from err
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise InputError(path, f"no pixel sizes recorded by nnunet_glacier's export ({err!r})") from err
 
 
 def export_dataset(data_root: str | Path, experiment: Experiment, raw_root: str | Path, *,

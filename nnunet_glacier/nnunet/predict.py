@@ -20,6 +20,7 @@ Outputs per scene (CaFFe pixel values, 8-bit single-channel PNG)::
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from tqdm import tqdm
 from nnunet_glacier.atomic import atomic_path, write_png
 from nnunet_glacier.caffe import read_grey
 from nnunet_glacier.errors import InputError, ModelError
+from nnunet_glacier.layout import FOLD_ALL, Fold, fold_member
 from nnunet_glacier.nnunet.networks import task_probabilities
 from nnunet_glacier.nnunet.training import resolve_device
 from nnunet_glacier.tasks import TASKS, Task
@@ -64,12 +66,14 @@ def mean_prediction(predictions: list[ScenePrediction]) -> ScenePrediction:
 class GlacierPredictor:
     """A trained nnunet_glacier model (one nnU-Net results folder) ready to predict scenes.
 
-    ``folds`` defaults to every fold with the checkpoint; ``step_size`` is
+    ``folds`` (numbers, or ``"all"`` for nnU-Net's fold trained on every
+    case) defaults to every fold with the checkpoint, ``fold_all``
+    included (:func:`available_folds`); ``step_size`` is
     the sliding-window step as a fraction of the patch size; ``mirroring``
     enables nnU-Net's test-time mirroring.
     """
 
-    def __init__(self, model_dir: str | Path, folds: list[int] | None = None, *, device: str = "auto",
+    def __init__(self, model_dir: str | Path, folds: Sequence[Fold] | None = None, *, device: str = "auto",
                  checkpoint: str = "checkpoint_final.pth", step_size: float = 0.5, mirroring: bool = True,
                  tile_progress: bool = False):
         from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
@@ -78,12 +82,15 @@ class GlacierPredictor:
         self.tasks = _model_tasks(self.model_dir)
         add_trainer_path()  # nnU-Net looks up our trainer class by name to rebuild the network
         if folds is None:
-            folds = nnUNetPredictor.auto_detect_available_folds(str(self.model_dir), checkpoint)
+            folds = available_folds(self.model_dir, checkpoint)
         if not folds:
-            raise ModelError(self.model_dir, f"no fold_*/{checkpoint} found: is this a trained model folder?")
+            raise ModelError(self.model_dir, f"no fold_*/{checkpoint} found: is this a trained model folder? "
+                                             f"It holds {folder_contents(self.model_dir)}")
         for fold in folds:
-            if not (self.model_dir / f"fold_{fold}" / checkpoint).is_file():
-                raise ModelError(self.model_dir / f"fold_{fold}" / checkpoint, "checkpoint not found")
+            fold_dir = self.model_dir / fold_member(fold)
+            if not (fold_dir / checkpoint).is_file():
+                raise ModelError(fold_dir / checkpoint, f"checkpoint not found; {fold_dir.name} holds "
+                                                        f"{folder_contents(fold_dir)}")
         self.folds = list(folds)
         self._nnunet = nnUNetPredictor(tile_step_size=step_size, use_mirroring=mirroring,
                                        device=resolve_device(device), allow_tqdm=tile_progress)
@@ -119,10 +126,36 @@ class GlacierPredictor:
         return ScenePrediction({task.name: p for task, p in zip(self.tasks, split)})
 
 
+def available_folds(model_dir: Path, checkpoint: str = "checkpoint_final.pth") -> list[Fold]:
+    """The folds of a results folder that have ``checkpoint``: numbers in order, then ``"all"`` (``fold_all``).
+
+    (nnU-Net's own auto-detection leaves ``fold_all`` out; a model trained
+    only on every case is a model all the same.)
+    """
+    folds: list[Fold] = []
+    for folder in model_dir.glob("fold_*"):
+        name = folder.name.removeprefix("fold_")
+        if (folder / checkpoint).is_file() and (name.isdigit() or name == FOLD_ALL):
+            folds.append(int(name) if name.isdigit() else name)
+    return sorted(folds, key=lambda fold: (fold == FOLD_ALL, 0 if fold == FOLD_ALL else fold))
+
+
+def folder_contents(folder: Path, limit: int = 12) -> str:
+    """What a folder holds, for an error message: its entries (folders with a trailing /), or why there are none."""
+    if not folder.is_dir():
+        return "nothing (no such folder)"
+    entries = sorted(f"{p.name}/" if p.is_dir() else p.name for p in folder.iterdir())
+    if not entries:
+        return "nothing (empty folder)"
+    more = f" and {len(entries) - limit} more" if len(entries) > limit else ""
+    return ", ".join(entries[:limit]) + more
+
+
 def _model_tasks(model_dir: Path) -> tuple[Task, ...]:
     dataset_json = model_dir / "dataset.json"
     if not dataset_json.is_file():
-        raise ModelError(model_dir, "not an nnU-Net results folder (no dataset.json)")
+        raise ModelError(model_dir, f"not an nnU-Net results folder (no dataset.json); it holds "
+                                    f"{folder_contents(model_dir)}")
     tasks = json.loads(dataset_json.read_text()).get("caffe", {}).get("tasks")
     if not tasks:
         raise ModelError(dataset_json, "no 'caffe' block: not a model trained on a dataset exported by nnunet_glacier")
@@ -165,7 +198,7 @@ def predict_images(predictor: GlacierPredictor, images: list[Path], out_dir: str
     fails (unreadable file, ...) is recorded in the report and the others go on.
     """
     out_dir = Path(out_dir)
-    fold_dirs = [out_dir / f"fold_{k}" for k in predictor.folds] if per_fold else []
+    fold_dirs = [out_dir / fold_member(k) for k in predictor.folds] if per_fold else []
     report = RunReport()
     for image_path in tqdm(images, desc=f"predict {predictor.model_dir.name}", disable=not progress):
         stem = image_path.stem.removesuffix("_0000")

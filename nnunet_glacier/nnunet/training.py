@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from nnunet_glacier.experiments import Experiment
+from nnunet_glacier.layout import Fold, fold_member
 from nnunet_glacier.workspace import Workspace
 
 
@@ -31,16 +32,19 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def is_trained(workspace: Workspace, experiment: Experiment, fold: int) -> bool:
+def is_trained(workspace: Workspace, experiment: Experiment, fold: Fold) -> bool:
     """True if the fold has its final checkpoint and its validation summary."""
-    fold_dir = model_folder(workspace, experiment) / f"fold_{fold}"
+    fold_dir = model_folder(workspace, experiment) / fold_member(fold)
     return (fold_dir / "checkpoint_final.pth").is_file() and (fold_dir / "validation" / "summary.json").is_file()
 
 
-def train_fold(experiment: Experiment, fold: int, workspace: Workspace, *, device: str = "auto",
+def train_fold(experiment: Experiment, fold: Fold, workspace: Workspace, *, device: str = "auto",
                max_epochs: int | None = None, iterations: int | None = None,
                val_iterations: int | None = None) -> Path:
     """Train one fold through nnU-Net's own machinery; resumes from the newest checkpoint.
+
+    ``fold`` is a fold of nnU-Net's five-fold split or ``"all"``, which trains
+    (and validates) on every training case as nnU-Net does.
 
     A fold that is already trained (final checkpoint and validation present)
     is skipped. ``max_epochs`` / ``iterations`` / ``val_iterations`` override
@@ -50,7 +54,7 @@ def train_fold(experiment: Experiment, fold: int, workspace: Workspace, *, devic
 
     from nnunet_glacier.nnunet.plans import PLANS_NAME
 
-    fold_dir = model_folder(workspace, experiment) / f"fold_{fold}"
+    fold_dir = model_folder(workspace, experiment) / fold_member(fold)
     if is_trained(workspace, experiment, fold):
         print(f"{experiment.name} fold {fold}: already trained ({fold_dir})")
         return fold_dir

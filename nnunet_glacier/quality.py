@@ -1,0 +1,75 @@
+"""Quality flags of detected scenes: which fronts to check by hand (the paper notes that outliers must be
+filtered manually).
+
+``quality.csv`` in a detect output folder (columns :data:`QUALITY_COLUMNS`)
+holds one row per scene record (see :mod:`nnunet_glacier.detect`) with the flags
+
+- ``no_front``: no front left after post-processing;
+- ``length_outlier``: front length outside ``usual / length_factor .. usual
+  * length_factor``, ``usual`` being the median front length of the
+  glacier's scenes in ``OUT`` (needs ``min_scenes`` scenes with a front);
+- ``low_agreement``: ensemble disagreement above ``max_disagreement``. The
+  disagreement is the mean, over the front pixels and the folds, of the
+  total-variation distance ``0.5 * sum_c |p_fold,c - p_mean,c|`` between a
+  fold's class probabilities and the ensemble's (0 = all folds agree; at
+  most ``1 - 1/n_folds``, reached when the folds are certain of different
+  classes: 0.5 for two folds, 0.8 for five); empty with one fold.
+"""
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from nnunet_glacier.csv_tables import csv_text
+
+QUALITY_CSV = "quality.csv"
+
+QUALITY_COLUMNS = (
+    "stem", "glacier", "date", "pixel_size_m", "pixel_size_source", "georeferenced", "route", "n_folds",
+    "n_segments", "front_length_m", "usual_length_m", "length_ratio", "disagreement",
+    "no_front", "length_outlier", "low_agreement", "needs_check",
+)
+
+
+@dataclass(frozen=True)
+class QualitySettings:
+    """Thresholds of the quality flags (see the module doc)."""
+
+    length_factor: float = 2.0
+    min_scenes: int = 3
+    max_disagreement: float = 0.15
+
+
+def quality_rows(records: Sequence[dict[str, Any]], settings: QualitySettings) -> list[dict[str, Any]]:
+    """One row of :data:`QUALITY_COLUMNS` per record, with the flags of the module doc."""
+    lengths = defaultdict(list)
+    for record in records:
+        if record["n_segments"]:
+            lengths[record["glacier"]].append(record["front_length_m"])
+    rows = []
+    for record in records:
+        glacier_lengths = lengths[record["glacier"]]
+        usual = statistics.median(glacier_lengths) if len(glacier_lengths) >= settings.min_scenes else None
+        no_front = record["n_segments"] == 0
+        ratio = record["front_length_m"] / usual if usual and not no_front else None
+        outlier = ratio is not None and not (1 / settings.length_factor <= ratio <= settings.length_factor)
+        disagreement = record["disagreement"]
+        low_agreement = disagreement is not None and disagreement > settings.max_disagreement
+        rows.append({
+            "stem": record["stem"], "glacier": record["glacier"], "date": record["date"],
+            "pixel_size_m": record["pixel_size_m"], "pixel_size_source": record["pixel_size_source"],
+            "georeferenced": record["coordinates"]["kind"] == "crs", "route": record["route"],
+            "n_folds": len(record["folds"]), "n_segments": record["n_segments"],
+            "front_length_m": record["front_length_m"], "usual_length_m": usual, "length_ratio": ratio,
+            "disagreement": disagreement, "no_front": no_front, "length_outlier": outlier,
+            "low_agreement": low_agreement, "needs_check": no_front or outlier or low_agreement,
+        })
+    return rows
+
+
+def quality_csv(rows: Sequence[dict[str, Any]]) -> str:
+    """The rows as CSV text (empty cells for missing values)."""
+    return csv_text(QUALITY_COLUMNS, [[row[column] for column in QUALITY_COLUMNS] for row in rows])
