@@ -18,6 +18,7 @@ from nnunet_glacier.errors import ConfigError, InputError, ModelError
 from nnunet_glacier.experiments import EXPERIMENT_ORDER, base_evaluation, profiles, resolve_profile
 from nnunet_glacier.figure_options import FORMATS, GROUP_COLUMNS
 from nnunet_glacier.layout import FOLD_ALL, parse_fold
+from nnunet_glacier.paper import CAFFE_BASELINES_M
 from nnunet_glacier.quality import QualitySettings
 from nnunet_glacier.reproduce import STEPS
 from nnunet_glacier.workspace import DEFAULT_WORK
@@ -240,13 +241,14 @@ def _cmd_plot_overlays(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot_boxplot(args: argparse.Namespace) -> int:
-    from nnunet_glacier.plots import mde_series, plot_mde_boxplot, save_figure
+    from nnunet_glacier.plots import mde_series, no_front_series, plot_mde_boxplot, save_figure
 
     csvs = dict(args.csv)
     if len(csvs) != len(args.csv):
         print("error: --csv labels must be unique", file=sys.stderr)
         return 2
-    figure = plot_mde_boxplot(mde_series(csvs, args.by), by=args.by)
+    figure = plot_mde_boxplot(mde_series(csvs, args.by), by=args.by, no_front=no_front_series(csvs, args.by),
+                              baselines={} if args.no_baselines else CAFFE_BASELINES_M)
     print("wrote " + ", ".join(map(str, save_figure(figure, args.out, args.formats))))
     return 0
 
@@ -299,10 +301,15 @@ def _add_plot_commands(commands: argparse._SubParsersAction) -> None:
 
     boxplot = figures.add_parser("boxplot", help="box plots of per-image MDE by group, result sets side by side",
                                  description="Per-image MDE (m, log axis) from per_image.csv files, with the CaFFe "
-                                             "baselines (753 m zones, 887 m fronts); images without a front are "
-                                             "left out. A file holding several routes gives one box per route.")
+                                             "baselines (" + ", ".join(f"{name} {metres:g} m" for name, metres
+                                                                       in CAFFE_BASELINES_M.items()) + "); "
+                                             "images without a front are counted above their group ('no front: "
+                                             "n'); boxes of few images show each image. A file holding several "
+                                             "routes gives one box per route.")
     boxplot.add_argument("--csv", type=_labelled_csv, nargs="+", required=True, metavar="LABEL=PATH",
                          help="per_image.csv files with a label each (a bare PATH is labelled by its folder)")
+    boxplot.add_argument("--no-baselines", action="store_true",
+                         help="leave out the CaFFe baselines (e.g. for results on synthetic data)")
     boxplot.add_argument("--by", default="glacier", choices=GROUP_COLUMNS, help="grouping (default: glacier)")
 
     timeline = figures.add_parser("timeline", help="acquisition dates per glacier and sensor",

@@ -304,6 +304,9 @@ def test_cli_figures(tmp_path, caffe_256):
                  "--out", str(tmp_path / "crane.pdf")]) == 0
     _assert_written([tmp_path / n for n in ("box.png", "box.pdf", "timeline.png", "crane.png", "crane.pdf")])
     assert not (tmp_path / "timeline.pdf").exists()
+    assert main(["plot", "boxplot", "--csv", f"A={csv}", "--no-baselines", "--out", str(tmp_path / "plain.png"),
+                 "--formats", "png"]) == 0  # e.g. for results on synthetic data
+    _assert_written([tmp_path / "plain.png"])
 
 
 def test_cli_errors(tmp_path, caffe_256, capsys):
