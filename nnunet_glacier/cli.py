@@ -132,7 +132,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                                       pixel_size=args.pixel_size, dataset=args.dataset,
                                       save_fronts=not args.no_save_fronts, workers=args.workers)
     print(format_tables(evaluation.summary))
-    print(f"pixel sizes: {evaluation.summary['settings']['pixel_size_source']}")
+    used = evaluation.summary["settings"]
+    print(f"pixel sizes from: {used['pixel_size_source']} {used.get('pixel_size_dataset') or ''}".rstrip())
     print(f"wrote {evaluation.out / 'summary.json'} and per_image.csv")
     return 0
 
