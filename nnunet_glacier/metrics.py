@@ -25,13 +25,17 @@ matrix (rows true, columns predicted): TP, FP, FN and
     IoU = TP / (TP + FP + FN)        precision = TP / (TP + FP)
     recall = TP / (TP + FN)          F1 = 2 TP / (2 TP + FP + FN)
 
-Absent classes: a ratio whose denominator is 0 is NaN ("undefined") and is
-left out of every average. So a class absent from both label and prediction
-has NaN for all four; a class only predicted has IoU = precision = F1 = 0 and
-recall NaN; a class only in the label has IoU = recall = F1 = 0 and precision
-NaN. The macro average of an image is the mean over its defined classes; a
-set of images is summarised by the mean over images of each (defined) value
-(:func:`summarise_zones`).
+Absent classes, as in the CaFFe reference evaluation (scikit-learn's
+``precision_score`` / ``recall_score`` / ``f1_score`` / ``jaccard_score`` with
+``average=None``, whose default ``zero_division`` counts 0/0 as 0): a class
+present in the label or the prediction but not in both scores 0 in all four
+(e.g. a class missing from the prediction has precision 0/0 = 0 and recall
+0/FN = 0) and counts in the macro average. A class absent from both label and
+prediction (where the reference code fails: scikit-learn then returns fewer
+than four values) is NaN ("undefined") in all four and left out of every
+average. The macro average of an image is the mean over its defined classes
+(all four unless one is absent from both maps); a set of images is summarised
+by the mean over images of each (defined) value (:func:`summarise_zones`).
 """
 from __future__ import annotations
 
@@ -134,16 +138,20 @@ def confusion_matrix(true: np.ndarray, pred: np.ndarray, n_classes: int = len(ZO
     return np.bincount(codes, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
 
 
-def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    """Element-wise ``numerator / denominator``, NaN where the denominator is 0."""
-    result = np.full(numerator.shape, np.nan)
+def _ratio(numerator: np.ndarray, denominator: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Element-wise ``numerator / denominator``: 0 where the denominator is 0, NaN where ``present`` is False."""
+    result = np.zeros(numerator.shape)
     np.divide(numerator, denominator, out=result, where=denominator > 0)
+    result[~present] = np.nan
     return result
 
 
 @dataclass(frozen=True)
 class ZoneScores:
-    """Per-class scores of one image, each an array over :data:`ZONE_CLASSES` (NaN = undefined)."""
+    """Per-class scores of one image, each an array over :data:`ZONE_CLASSES`.
+
+    NaN = undefined: the class is absent from both label and prediction.
+    """
 
     iou: np.ndarray
     precision: np.ndarray
@@ -156,13 +164,18 @@ class ZoneScores:
 
 
 def zone_scores(true: np.ndarray, pred: np.ndarray) -> ZoneScores:
-    """IoU, precision, recall and F1 per zone class of one image (classes 0..3 in both maps)."""
+    """IoU, precision, recall and F1 per zone class of one image (classes 0..3 in both maps).
+
+    A 0/0 ratio of a class in either map is 0 (CaFFe reference); a class in
+    neither map is NaN in all four (see the module docstring).
+    """
     matrix = confusion_matrix(true, pred)
     tp = np.diag(matrix).astype(np.float64)
     fp = matrix.sum(axis=0) - tp
     fn = matrix.sum(axis=1) - tp
-    return ZoneScores(iou=_ratio(tp, tp + fp + fn), precision=_ratio(tp, tp + fp), recall=_ratio(tp, tp + fn),
-                      f1=_ratio(2 * tp, 2 * tp + fp + fn))
+    present = tp + fp + fn > 0
+    return ZoneScores(iou=_ratio(tp, tp + fp + fn, present), precision=_ratio(tp, tp + fp, present),
+                      recall=_ratio(tp, tp + fn, present), f1=_ratio(2 * tp, 2 * tp + fp + fn, present))
 
 
 def summarise_zones(scores: Sequence[ZoneScores]) -> dict[str, float]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -109,13 +110,52 @@ def test_zone_scores_for_classes_only_predicted_or_only_true():
     true = np.array([[NA, NA, GLACIER, GLACIER]])
     pred = np.array([[ROCK, ROCK, GLACIER, GLACIER]])
     scores = metrics.zone_scores(true, pred)
-    # NA only in the label: IoU = recall = F1 = 0, precision undefined; rock only predicted: recall undefined
+    # NA only in the label, rock only predicted: every score 0 (0/0 counts 0, as in the CaFFe reference);
+    # ocean in neither map: undefined
     np.testing.assert_allclose(scores.iou, [0.0, 0.0, 1.0, np.nan])
-    np.testing.assert_allclose(scores.precision, [np.nan, 0.0, 1.0, np.nan])
-    np.testing.assert_allclose(scores.recall, [0.0, np.nan, 1.0, np.nan])
+    np.testing.assert_allclose(scores.precision, [0.0, 0.0, 1.0, np.nan])
+    np.testing.assert_allclose(scores.recall, [0.0, 0.0, 1.0, np.nan])
     np.testing.assert_allclose(scores.f1, [0.0, 0.0, 1.0, np.nan])
     assert scores.macro("iou") == pytest.approx(1 / 3)
-    assert scores.macro("precision") == pytest.approx(1 / 2)
+    assert scores.macro("precision") == pytest.approx(1 / 3)
+    assert scores.macro("recall") == pytest.approx(1 / 3)
+
+
+def _random_zone_pair(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A label and a prediction of 12 x 12 px with random classes; some classes dropped from either map."""
+    true = rng.integers(0, 4, size=(12, 12))
+    pred = np.where(rng.random((12, 12)) < 0.7, true, rng.integers(0, 4, size=(12, 12)))
+    for zones in (true, pred):
+        for dropped in rng.choice(4, size=rng.integers(0, 3), replace=False):
+            zones[zones == dropped] = rng.choice([c for c in range(4) if c != dropped])
+    return true, pred
+
+
+def test_zone_scores_equal_scikit_learn_with_its_default_zero_division():
+    """The CaFFe reference scores zones with scikit-learn (average=None); 0/0 counts 0 there."""
+    sklearn_metrics = pytest.importorskip("sklearn.metrics", reason="scikit-learn is a test extra")
+    functions = {"iou": sklearn_metrics.jaccard_score, "precision": sklearn_metrics.precision_score,
+                 "recall": sklearn_metrics.recall_score, "f1": sklearn_metrics.f1_score}
+    rng = np.random.default_rng(7)
+    n_missing_from_pred = n_missing_from_true = 0
+    for _ in range(60):
+        true, pred = _random_zone_pair(rng)
+        scores = metrics.zone_scores(true, pred)
+        present = np.isin(np.arange(4), np.union1d(true, pred))
+        n_missing_from_pred += int((present & ~np.isin(np.arange(4), pred)).sum())
+        n_missing_from_true += int((present & ~np.isin(np.arange(4), true)).sum())
+        for score, function in functions.items():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # scikit-learn warns about each 0/0 it sets to 0
+                expected = function(true.ravel(), pred.ravel(), labels=[0, 1, 2, 3], average=None)
+                reference = function(true.ravel(), pred.ravel(), average=None)  # as CaFFe calls it
+            ours = getattr(scores, score)
+            np.testing.assert_allclose(ours[present], expected[present], rtol=0, atol=1e-12)
+            np.testing.assert_allclose(ours[present], reference, rtol=0, atol=1e-12)
+            assert np.isnan(ours[~present]).all()
+            if present.all():  # the reference's macro: the plain mean over the four classes
+                assert scores.macro(score) == pytest.approx(reference.mean(), abs=1e-12)
+    assert n_missing_from_pred > 5 and n_missing_from_true > 5   # the cases that matter were drawn
 
 
 def test_perfect_zones_score_one():
