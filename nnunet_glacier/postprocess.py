@@ -13,7 +13,8 @@ Three routes lead from a network's output to a front:
   short pieces dropped)
 - front route (:func:`front_route`): front map -> skeleton
   (``skimage.morphology.skeletonize``) -> longest path through each skeleton
-  piece (:func:`longest_paths`) -> short pieces dropped
+  piece as the reference's FilFinder finds it (:func:`longest_paths`) ->
+  short pieces dropped
 - fused route (:func:`fused_route`): fused map -> :func:`fused_to_zones`
   (front class -> ocean, glacier dilated once with a 7 x 7 kernel) -> zone route
 
@@ -25,11 +26,10 @@ threshold; CaFFe uses 750 m), for 8-connected pieces, in both routes
 (:func:`remove_short_fronts`). Predictions outside a scene's bounding box
 are removed afterwards (:func:`apply_bounding_box`).
 
-Difference to the reference: CaFFe finds the longest path through a skeleton
-with FilFinder (a graph of branches and intersections); :func:`longest_paths`
-finds it on the pixel graph with two Dijkstra sweeps, which is exact for
-tree-shaped skeletons and may differ by a few pixels where a skeleton holds
-a loop.
+All three routes give the reference's pixels (checked against the CaFFe
+evaluation code with ``fil_finder`` in the tests); for the front route see
+:mod:`nnunet_glacier.longest_path`, which reproduces FilFinder without
+needing it.
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 from skimage.morphology import skeletonize
 
-from nnunet_glacier import labels
+from nnunet_glacier import labels, longest_path
 from nnunet_glacier.caffe import BoundingBox
 from nnunet_glacier.labels import FRONT_CLASS, GLACIER, OCEAN
 
@@ -143,9 +143,13 @@ def front_route(front: np.ndarray, min_pixels: float) -> np.ndarray:
 
     Skeletonize, keep the longest path through each skeleton piece
     (:func:`longest_paths`), then drop pieces of ``<= min_pixels`` pixels.
+    As in the reference, a map that is front everywhere is returned as it is
+    (the reference post-processes only maps with two values).
     """
-    skeleton = skeletonize(np.asarray(front) > 0)
-    return remove_short_fronts(longest_paths(skeleton), min_pixels)
+    front = np.asarray(front) > 0
+    if front.all():
+        return front.copy()
+    return remove_short_fronts(longest_paths(skeletonize(front)), min_pixels)
 
 
 def _pixel_graph(mask: np.ndarray) -> tuple[np.ndarray, csr_matrix]:
@@ -193,7 +197,9 @@ def ordered_paths(mask: np.ndarray) -> list[np.ndarray]:
     tree-shaped piece. Returns one ``(n, 2)`` ``int64`` array of
     ``(row, col)`` per piece, consecutive pixels 8-neighbours, pieces in
     raster order of their first pixel. Pixels off the path (spurs, the
-    inner corners of staircase lines) are not part of it.
+    inner corners of staircase lines) are not part of it. It orders the
+    pixels of a post-processed front into lines (e.g. for GeoJSON); which
+    pixels the front route keeps is :func:`longest_paths`' choice.
     """
     mask = np.asarray(mask) > 0
     if not mask.any():
@@ -215,11 +221,9 @@ def ordered_paths(mask: np.ndarray) -> list[np.ndarray]:
 
 
 def longest_paths(skeleton: np.ndarray) -> np.ndarray:
-    """Keep only the longest path (:func:`ordered_paths`) through each piece of a one-pixel skeleton; ``bool``."""
-    kept = np.zeros(np.shape(skeleton), dtype=bool)
-    for path in ordered_paths(skeleton):
-        kept[path[:, 0], path[:, 1]] = True
-    return kept
+    """The longest path through each piece of a one-pixel skeleton, pixel for pixel as the CaFFe reference
+    (FilFinder's ``skeleton_longpath``) finds it; ``bool``. See :mod:`nnunet_glacier.longest_path`."""
+    return longest_path.longest_paths(skeleton)
 
 
 def apply_bounding_box(front: np.ndarray, box: BoundingBox | None) -> np.ndarray:

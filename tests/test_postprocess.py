@@ -113,12 +113,17 @@ def test_fused_route_puts_the_front_inside_the_front_band():
     np.testing.assert_array_equal(front, expected)
 
 
-def test_longest_paths_removes_side_branches():
+def test_longest_paths_removes_side_branches_and_cuts_the_junction_corner():
     skeleton = np.zeros((12, 25), bool)
     skeleton[3, 2:22] = True    # 20 px main line
     skeleton[4:10, 12] = True   # 6 px side branch
+    # As in the CaFFe reference (FilFinder), the medial-axis step first thins the junction pixel (3, 12) away:
+    # its neighbours (3, 11), (4, 12), (3, 13) stay connected without it. The longest path then runs through
+    # (4, 12), the branch's first pixel; the rest of the branch goes.
     expected = np.zeros_like(skeleton)
     expected[3, 2:22] = True
+    expected[3, 12] = False
+    expected[4, 12] = True
     np.testing.assert_array_equal(postprocess.longest_paths(skeleton), expected)
 
 
@@ -132,6 +137,7 @@ def test_longest_paths_keeps_the_longer_arms_of_each_piece():
     expected = np.zeros_like(skeleton)
     expected[2, 0:10] = True
     expected[10, 5:25] = True
+    expected[10, 16], expected[11, 16] = False, True      # junction thinned away, as above; the spur's tip goes
     np.testing.assert_array_equal(kept, expected)
     assert not postprocess.longest_paths(np.zeros((4, 4), bool)).any()
 
