@@ -61,7 +61,7 @@ arguments (read from fil_finder 1.8 and checked against it in
       image, which is the skeleton itself: 1 on every branch, so each edge of
       a path adds a constant ``0.5 / number of branches`` -- except for a
       piece touching the top or left image edge, for which FilFinder reads
-      its image one pixel off (:func:`_intensity_frame`); its branches then
+      its image one pixel off (:func:`intensity_samples`); its branches then
       read means between 0 and 1, or none at all (NaN). A NaN weight (also
       from a total intensity of 0) makes a branch equal to nothing, so it
       joins nothing.
@@ -87,11 +87,13 @@ import heapq
 import itertools
 import operator
 import string
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import networkx as nx
 import numpy as np
 from scipy import ndimage
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import connected_components
 
 EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 #: Seed of ``numpy.random.RandomState`` whose permutation breaks ties in the medial-axis thinning (see step 1).
@@ -163,34 +165,64 @@ N_NEIGHBOURS = np.array([sum(b) for b in _ALL_BITS], dtype=np.int8)
 NEIGHBOUR_GROUPS = np.array([_groups(b) for b in _ALL_BITS], dtype=np.int8)
 
 
-def neighbour_codes(mask: np.ndarray) -> np.ndarray:
-    """For every pixel of a ``bool`` mask, the 8-bit code of its set neighbours (outside the mask counts unset)."""
-    padded = np.pad(mask, 1)
-    rows, cols = mask.shape
-    codes = np.zeros(mask.shape, dtype=np.uint8)
+# --- pixel sets as coordinates ---------------------------------------------------------------------------------
+
+def neighbour_table(coords: np.ndarray) -> np.ndarray:
+    """For pixels ``coords`` (``(n, 2)``, raster order), the index of each one's neighbour k, or -1: ``(n, 8)``."""
+    coords = np.asarray(coords, dtype=np.int64)
+    if len(coords) == 0:
+        return np.zeros((0, 8), dtype=np.int64)
+    rows, cols = coords[:, 0] + 1, coords[:, 1] + 1   # keep every neighbour's row and column >= 0
+    width = int(cols.max()) + 2
+    keys = rows * width + cols
+    table = np.empty((len(coords), 8), dtype=np.int64)
     for k, (d_row, d_col) in enumerate(OFFSETS):
-        codes |= padded[1 + d_row:1 + d_row + rows, 1 + d_col:1 + d_col + cols].astype(np.uint8) << k
-    return codes
+        wanted = (rows + d_row) * width + cols + d_col
+        found = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+        table[:, k] = np.where(keys[found] == wanted, found, -1)
+    return table
 
 
-def codes_at(mask: np.ndarray, coords: np.ndarray) -> np.ndarray:
-    """The neighbour codes of the pixels ``coords`` (``(n, 2)`` rows and columns) of a ``bool`` mask."""
-    padded = np.pad(mask, 1)
-    rows, cols = coords[:, 0] + 1, coords[:, 1] + 1
-    codes = np.zeros(len(coords), dtype=np.uint8)
-    for k, (d_row, d_col) in enumerate(OFFSETS):
-        codes |= padded[rows + d_row, cols + d_col].astype(np.uint8) << k
-    return codes
+def codes_of(table: np.ndarray, members: np.ndarray) -> np.ndarray:
+    """Neighbour codes within ``members`` (``bool`` per pixel) from a :func:`neighbour_table`."""
+    present = (table >= 0) & members[np.maximum(table, 0)]
+    return (present.astype(np.uint8) << np.arange(8, dtype=np.uint8)).sum(axis=1).astype(np.uint8)
 
 
-def _code_at(mask: np.ndarray, row: int, col: int) -> int:
-    """The neighbour code of one pixel (``mask`` must have a border of at least 1 px around it)."""
-    return sum(1 << k for k, (d_row, d_col) in enumerate(OFFSETS) if mask[row + d_row, col + d_col])
+def components(table: np.ndarray, members: np.ndarray, directions: tuple[int, ...] = tuple(range(8))) -> tuple[
+        np.ndarray, int]:
+    """Connected components of the ``members`` pixels through the given neighbour ``directions``.
+
+    Returns a label per pixel (0 for non-members; 1..n numbered in raster
+    order of each component's first pixel, as ``scipy.ndimage.label``) and n.
+    """
+    index = np.flatnonzero(members)
+    if len(index) == 0:
+        return np.zeros(len(members), dtype=np.int64), 0
+    position = np.full(len(members), -1, dtype=np.int64)
+    position[index] = np.arange(len(index))
+    neighbours = table[np.ix_(index, directions)]
+    linked = (neighbours >= 0) & members[np.maximum(neighbours, 0)]
+    sources = np.repeat(np.arange(len(index)), len(directions)).reshape(linked.shape)[linked]
+    targets = position[neighbours[linked]]
+    graph = csr_matrix((np.ones(len(sources), dtype=np.int8), (sources, targets)), shape=(len(index), len(index)))
+    n_components, raw = connected_components(graph, directed=False)
+    first = np.unique(raw, return_index=True)[1]      # the first (raster order) pixel of each raw component
+    renumber = np.empty(n_components, dtype=np.int64)
+    renumber[raw[np.sort(first)]] = np.arange(1, n_components + 1)
+    labels = np.zeros(len(members), dtype=np.int64)
+    labels[index] = renumber[raw]
+    return labels, n_components
+
+
+def _code_at(pixel: tuple[int, int], pixels: set[tuple[int, int]]) -> int:
+    """The neighbour code of one pixel within a set of pixels."""
+    return sum(1 << k for k, (d_row, d_col) in enumerate(OFFSETS) if (pixel[0] + d_row, pixel[1] + d_col) in pixels)
 
 
 # --- step 1: medial-axis thinning ------------------------------------------------------------------------------
 
-def _distances_to_background(mask: np.ndarray, coords: np.ndarray) -> np.ndarray:
+def _distances_to_background(mask: np.ndarray, coords: np.ndarray, table: np.ndarray) -> np.ndarray:
     """Euclidean distance (px) of each pixel ``coords`` of ``mask`` to the nearest unset pixel of the image.
 
     As ``scipy.ndimage.distance_transform_edt`` of the whole image, but
@@ -199,9 +231,9 @@ def _distances_to_background(mask: np.ndarray, coords: np.ndarray) -> np.ndarray
     """
     rows, cols = mask.shape
     distances = np.ones(len(coords))
-    padded = np.pad(mask, 1, constant_values=True)   # outside the image is not background
-    r, c = coords[:, 0] + 1, coords[:, 1] + 1
-    deep = padded[r - 1, c] & padded[r + 1, c] & padded[r, c - 1] & padded[r, c + 1]
+    outside = [(coords[:, 0] + d_row < 0) | (coords[:, 0] + d_row >= rows) | (coords[:, 1] + d_col < 0)
+               | (coords[:, 1] + d_col >= cols) for d_row, d_col in (OFFSETS[N], OFFSETS[E], OFFSETS[S], OFFSETS[W])]
+    deep = np.logical_and.reduce([(table[:, k] >= 0) | out for k, out in zip((N, E, S, W), outside)])
     for index in np.flatnonzero(deep):
         row, col = coords[index]
         radius = 2
@@ -209,8 +241,7 @@ def _distances_to_background(mask: np.ndarray, coords: np.ndarray) -> np.ndarray
             top, left = max(row - radius, 0), max(col - radius, 0)
             window = mask[top:row + radius + 1, left:col + radius + 1]
             distance = ndimage.distance_transform_edt(window)[row - top, col - left]
-            whole = window.shape == mask.shape
-            if whole or (not window.all() and distance <= radius):
+            if window.shape == mask.shape or (not window.all() and distance <= radius):
                 distances[index] = distance
                 break
             radius *= 2
@@ -223,26 +254,30 @@ def thin_like_medial_axis(skeleton: np.ndarray) -> np.ndarray:
     Pixels are visited by increasing distance to the background, then by
     decreasing number of neighbours, then by the rank that
     ``RandomState(TIE_BREAK_SEED).permutation`` gives them in raster order; a
-    visited pixel goes if :data:`THINNABLE` (at that moment). Only pixels that
-    are thinnable at the start, and neighbours of removed pixels, can change,
-    so only those are visited. Returns a new ``bool`` mask.
+    visited pixel goes if :data:`THINNABLE` (at that moment). Returns a new
+    ``bool`` mask.
     """
     mask = np.asarray(skeleton) > 0
+    coords = _thinned_pixels(mask)
+    thinned = np.zeros_like(mask)
+    thinned[coords[:, 0], coords[:, 1]] = True
+    return thinned
+
+
+def _thinned_pixels(mask: np.ndarray) -> np.ndarray:
+    """The pixels (raster order) of :func:`thin_like_medial_axis`'s result for a ``bool`` mask.
+
+    Only pixels that are thinnable at the start, and neighbours of removed
+    pixels, can change, so only those are visited.
+    """
     coords = np.argwhere(mask)
-    if len(coords) == 0:
-        return mask.copy()
-    codes = codes_at(mask, coords)
-    n_neighbours = N_NEIGHBOURS[codes]
+    table = neighbour_table(coords)
+    alive = np.ones(len(coords), dtype=bool)
+    codes = codes_of(table, alive)
     tie_break = np.random.RandomState(TIE_BREAK_SEED).permutation(len(coords))
-    order = np.lexsort((tie_break, 8 - n_neighbours, _distances_to_background(mask, coords)))
+    order = np.lexsort((tie_break, 8 - N_NEIGHBOURS[codes], _distances_to_background(mask, coords, table)))
     rank = np.empty(len(coords), dtype=np.int64)
     rank[order] = np.arange(len(coords))
-
-    top, left = coords.min(axis=0)
-    state = np.pad(mask[top:coords[:, 0].max() + 1, left:coords[:, 1].max() + 1], 1)
-    local = coords - (top, left) + 1
-    index_of = np.full(state.shape, -1, dtype=np.int64)
-    index_of[local[:, 0], local[:, 1]] = np.arange(len(coords))
     heap = [(rank[i], i) for i in np.flatnonzero(THINNABLE[codes])]
     heapq.heapify(heap)
     visited = np.zeros(len(coords), dtype=bool)
@@ -251,26 +286,18 @@ def thin_like_medial_axis(skeleton: np.ndarray) -> np.ndarray:
         if visited[i]:
             continue
         visited[i] = True
-        row, col = local[i]
-        if not THINNABLE[_code_at(state, row, col)]:
+        neighbours = table[i][table[i] >= 0]
+        neighbours = neighbours[alive[neighbours]]
+        code = sum(1 << k for k in range(8) if table[i, k] >= 0 and alive[table[i, k]])
+        if not THINNABLE[code]:
             continue
-        state[row, col] = False
-        for d_row, d_col in OFFSETS:
-            j = index_of[row + d_row, col + d_col]
-            if j >= 0 and state[row + d_row, col + d_col] and rank[j] > pixel_rank:
-                heapq.heappush(heap, (rank[j], j))
-    thinned = np.zeros_like(mask)
-    kept = state[local[:, 0], local[:, 1]]
-    thinned[coords[kept, 0], coords[kept, 1]] = True
-    return thinned
+        alive[i] = False
+        for j in neighbours[rank[neighbours] > pixel_rank]:
+            heapq.heappush(heap, (rank[j], j))
+    return coords[alive]
 
 
 # --- step 3: one piece -----------------------------------------------------------------------------------------
-
-def drop_extraneous(piece: np.ndarray) -> np.ndarray:
-    """Step 3a once: remove (all at once) pixels with no neighbour or one run of >= 2 neighbours."""
-    return piece & ~EXTRANEOUS[neighbour_codes(piece)]
-
 
 def _intersection_names() -> Iterator[str]:
     """A, B, ..., Z, AA, AB, ...: FilFinder's intersection node names."""
@@ -279,50 +306,52 @@ def _intersection_names() -> Iterator[str]:
             yield "".join(letters)
 
 
-def _pixels(mask: np.ndarray) -> list[tuple[int, int]]:
-    """The set pixels of a mask as ``(row, col)`` tuples of Python ints, in raster order."""
-    return [(int(r), int(c)) for r, c in np.argwhere(mask)]
+def _tuples(coords: np.ndarray) -> list[tuple[int, int]]:
+    """Pixels as ``(row, col)`` tuples of Python ints (FilFinder keeps them in Python sets)."""
+    return [(int(r), int(c)) for r, c in coords]
 
 
 def _neighbours(pixel: tuple[int, int], offsets=OFFSETS) -> set[tuple[int, int]]:
     return {(pixel[0] + d_row, pixel[1] + d_col) for d_row, d_col in offsets}
 
 
-def _resolve_corners(classes: np.ndarray, piece: np.ndarray) -> set[tuple[int, int]]:
-    """Step 3b: the intersection pixels (intersections, block pixels and the corner pixels that join them)."""
-    ends = set(_pixels(piece & (classes == END)))
-    intersections = set(_pixels(piece & (classes == INTERSECTION)))
+def _resolve_corners(coords: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Step 3b: which pixels are intersection pixels (intersections, blocks and the corners that join them).
+
+    ``classes``: :data:`PIXEL_CLASS` per pixel (-1 for pixels gone).
+    """
+    ends = set(_tuples(coords[classes == END]))
+    joining = set(_tuples(coords[classes == INTERSECTION]))
     diagonal = [OFFSETS[k] for k in DIAGONALS]
-    corners = _pixels(piece & (classes == CORNER))
+    corners = _tuples(coords[classes == CORNER])
     for corner in list(set(corners).difference(set())):  # FilFinder walks a set of the corner pixels
         if len(ends & _neighbours(corner, diagonal)) == 1:
             continue
-        if len(intersections & _neighbours(corner)) == 1:
-            intersections.add(corner)
-    return intersections | set(_pixels(piece & (classes == BLOCK)))
+        if len(joining & _neighbours(corner)) == 1:
+            joining.add(corner)
+    joints = (classes == INTERSECTION) | (classes == BLOCK)
+    corner_index = np.flatnonzero(classes == CORNER)
+    joints[corner_index] = [pixel in joining for pixel in _tuples(coords[corner_index])]
+    return joints
 
 
-def _branch_labels(branches: np.ndarray, ends: list[tuple[int, int]]) -> tuple[np.ndarray, int]:
+def _branch_labels(table: np.ndarray, branches: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, int]:
     """Step 3c: 8-connected branch labels; end pixels touching another end pixel get a label each, last."""
-    end_mask = np.zeros(branches.shape, dtype=bool)
-    for pixel in ends:
-        end_mask[pixel] = True
-    end_groups, n_end_groups = ndimage.label(end_mask, structure=EIGHT_CONNECTED)
-    if n_end_groups == len(ends):
-        return ndimage.label(branches, structure=EIGHT_CONNECTED)
-    sizes = np.bincount(end_groups.ravel(), minlength=n_end_groups + 1)
-    touching = [pixel for group in np.flatnonzero(sizes[1:] > 1) + 1 for pixel in _pixels(end_groups == group)]
+    end_groups, n_end_groups = components(table, ends)
+    if n_end_groups == ends.sum():
+        return components(table, branches)
+    sizes = np.bincount(end_groups, minlength=n_end_groups + 1)
+    touching = np.concatenate([np.flatnonzero(end_groups == group) for group in np.flatnonzero(sizes[1:] > 1) + 1])
     rest = branches.copy()
-    for pixel in touching:
-        rest[pixel] = False
-    labels, n_labels = ndimage.label(rest, structure=EIGHT_CONNECTED)
-    for offset, pixel in enumerate(touching, start=1):
-        labels[pixel] = n_labels + offset
+    rest[touching] = False
+    labels, n_labels = components(table, rest)
+    labels[touching] = n_labels + 1 + np.arange(len(touching))
     return labels, n_labels + len(touching)
 
 
-# FilFinder's length counts sqrt(2) per match of these hit-or-miss patterns (1 = set, 0 = unset, whole window):
-# where a 4-connected run meets a diagonal step, in all four rotations ...
+# FilFinder's length counts sqrt(2) per match of these hit-or-miss patterns (1 = set, 0 = unset, whole window,
+# centred on the pixel at (rows // 2, cols // 2)): where a 4-connected run meets a diagonal step, in all four
+# rotations ...
 _JOINS = (np.array([[1, 0, 0], [0, 1, 1], [0, 0, 0]], bool), np.array([[0, 0, 1], [1, 1, 0], [0, 0, 0]], bool))
 # ... less places that would count twice: a step between two diagonal steps (four rotations) and a staircase
 # of two 2-pixel runs (two rotations each).
@@ -330,66 +359,82 @@ _DOUBLE_JOINS = (np.array([[1, 1, 0], [0, 0, 1], [0, 0, 1]], bool),)
 _STAIRS = (np.array([[1, 1, 0, 0], [0, 0, 1, 1]], bool), np.array([[0, 0, 1, 1], [1, 1, 0, 0]], bool))
 
 
-def _matches(mask: np.ndarray, pattern: np.ndarray) -> int:
-    return int(ndimage.binary_hit_or_miss(mask, structure1=pattern).sum())
+def _pattern_cells(pattern: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets of all window cells from the pattern's centre, and whether each must be set."""
+    cells = np.argwhere(np.ones(pattern.shape, bool)) - np.array(pattern.shape) // 2
+    return cells, pattern.ravel()
 
 
-def _branch_length(branch: np.ndarray) -> float:
-    """FilFinder's length (px) of one branch of >= 2 pixels (``branch``: its pixels in their bounding box).
+_SIGNED_PATTERNS = ([(_pattern_cells(np.rot90(p, k)), 1) for k in range(4) for p in _JOINS]
+                    + [(_pattern_cells(np.rot90(p, k)), -1) for k in range(4) for p in _DOUBLE_JOINS]
+                    + [(_pattern_cells(np.rot90(p, k)), -1) for k in range(2) for p in _STAIRS])
+
+
+def _count_matches(coords: np.ndarray, cells: np.ndarray, wanted: np.ndarray) -> int:
+    """Windows centred inside the bounding box of ``coords`` (raster order) that match a pattern exactly."""
+    anchor = cells[np.argmax(wanted)]                       # a set cell: every match has a pixel there
+    centres = coords - anchor
+    low, high = coords.min(axis=0), coords.max(axis=0)
+    centres = centres[np.all((centres >= low) & (centres <= high), axis=1)]
+    shift = low - 3                                         # keys over non-negative rows and columns
+    width = int(high[1] - shift[1]) + 4
+    keys = (coords[:, 0] - shift[0]) * width + coords[:, 1] - shift[1]
+    matched = np.ones(len(centres), dtype=bool)
+    for (d_row, d_col), want in zip(cells, wanted):
+        query = (centres[:, 0] + d_row - shift[0]) * width + centres[:, 1] + d_col - shift[1]
+        found = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
+        matched &= (keys[found] == query) == want
+    return int(matched.sum())
+
+
+def _branch_length(coords: np.ndarray) -> float:
+    """FilFinder's length (px) of one branch of >= 2 pixels (``coords`` in raster order).
 
     4-connected runs of n > 1 pixels count n - 1; the remaining pixels form
     diagonal chains, each of n pixels counting (n - 1) sqrt(2); if there is
     any 4-connected run, each join between a run and a diagonal step adds
-    sqrt(2) (the pattern counts above). Summed as FilFinder does, so that
-    equal lengths compare equal.
+    sqrt(2) (the pattern counts above, as ``scipy.ndimage.binary_hit_or_miss``
+    on the branch's bounding box). Summed as FilFinder does, so that equal
+    lengths compare equal.
     """
-    runs, n_runs = ndimage.label(branch)
-    run_sizes = np.bincount(runs.ravel(), minlength=n_runs + 1)[1:]
+    table = neighbour_table(coords)
+    everything = np.ones(len(coords), dtype=bool)
+    runs, n_runs = components(table, everything, (N, E, S, W))
+    run_sizes = np.bincount(runs, minlength=n_runs + 1)[1:]
     four = float(np.sum(run_sizes[run_sizes > 1]) - np.count_nonzero(run_sizes > 1))
-    single = branch & np.isin(runs, np.flatnonzero(run_sizes == 1) + 1)
-    n_chains = ndimage.label(single, structure=EIGHT_CONNECTED)[1]
+    single = run_sizes[runs - 1] == 1
+    n_chains = components(table, single)[1]
     diagonal = (float(single.sum()) - n_chains) * np.sqrt(2)
     joins = 0
     if four != 0.0:
-        for k in range(4):
-            joins += sum(_matches(branch, np.rot90(p, k)) for p in _JOINS)
-            joins -= sum(_matches(branch, np.rot90(p, k)) for p in _DOUBLE_JOINS)
-            if k <= 1:
-                joins -= sum(_matches(branch, np.rot90(p, k)) for p in _STAIRS)
+        joins = sum(sign * _count_matches(coords, cells, wanted) for (cells, wanted), sign in _SIGNED_PATTERNS)
     return np.sqrt(2) * float(joins) + diagonal + four
 
 
-def _lengths(labels: np.ndarray, n_labels: int) -> list[float]:
-    """Step 3d: the length of each branch label 1..n (0.5 for a single pixel)."""
-    lengths = []
-    for label, box in enumerate(ndimage.find_objects(labels, max_label=n_labels), start=1):
-        branch = labels[box] == label
-        lengths.append(0.5 if branch.sum() == 1 else _branch_length(branch))
-    return lengths
+def _intensities(labels: np.ndarray, n_labels: int, samples: np.ndarray) -> list[float]:
+    """Mean of the ``samples`` over each branch label 1..n, of its finite values >= 0 (NaN if there are none)."""
+    usable = np.isfinite(samples) & (samples >= 0) & (labels > 0)
+    sums = np.bincount(labels[usable], weights=samples[usable], minlength=n_labels + 1)[1:]
+    counts = np.bincount(labels[usable], minlength=n_labels + 1)[1:]
+    return [float(total) / count if count else float("nan") for total, count in zip(sums, counts)]
 
 
-def _intensities(labels: np.ndarray, n_labels: int, image: np.ndarray) -> list[float]:
-    """Mean of ``image`` over each branch label 1..n, of its finite values >= 0 (NaN if there are none)."""
-    means = []
-    for label in range(1, n_labels + 1):
-        values = image[labels == label]
-        values = values[np.isfinite(values) & (values >= 0)]
-        means.append(float(values.sum()) / len(values) if len(values) else float("nan"))
-    return means
-
-
-def _graph_parts(labels: np.ndarray, n_labels: int, ends: list[tuple[int, int]],
-                 intersections: list[list[tuple[int, int]]], image: np.ndarray) -> tuple[list, list]:
+def _graph_parts(coords: np.ndarray, table: np.ndarray, labels: np.ndarray, n_labels: int, ends: np.ndarray,
+                 intersections: list[np.ndarray], samples: np.ndarray) -> tuple[list, list]:
     """Step 3e: FilFinder's node list and edge list ``(node, node, (label, weight, length, intensity))``.
 
     Built with the same set operations as FilFinder, since their iteration
     order decides ties (which of several equal branches is the edge, the
-    order of edges and so of equal paths). A NaN weight (see
-    :func:`_intensity_frame`) makes its branch equal to nothing, as in
-    FilFinder, so that branch joins nothing.
+    order of edges and so of equal paths). A NaN weight makes its branch
+    equal to nothing, as in FilFinder, so that branch joins nothing.
     """
-    lengths = _lengths(labels, n_labels)
-    intensities = _intensities(labels, n_labels, image)
+    members = np.argsort(labels, kind="stable")
+    starts = np.searchsorted(labels[members], np.arange(1, n_labels + 2))
+    lengths = []
+    for label in range(1, n_labels + 1):
+        branch = members[starts[label - 1]:starts[label]]
+        lengths.append(0.5 if len(branch) == 1 else _branch_length(coords[branch]))
+    intensities = _intensities(labels, n_labels, samples)
     total_length = np.sum(lengths)
     total_intensity = np.sum(intensities)
 
@@ -399,15 +444,14 @@ def _graph_parts(labels: np.ndarray, n_labels: int, ends: list[tuple[int, int]],
                       + 0.5 * (np.float64(intensities[label - 1]) / total_intensity))
         return label, float(weight), lengths[label - 1], intensities[label - 1]
 
-    end_branches = [branch(int(labels[pixel])) for pixel in ends]
+    end_branches = [branch(int(labels[i])) for i in np.flatnonzero(ends)]
     nodes = [b[0] for b in end_branches]
     touched = []
     for group in intersections:
         around = []
-        for row, col in group:
-            window = labels[row - 1:row + 2, col - 1:col + 2].copy()
-            window[1, 1] = 0
-            around.extend(branch(int(label)) for label in np.unique(window[window > 0]))
+        for pixel in group:
+            neighbours = table[pixel][table[pixel] >= 0]
+            around.extend(branch(int(label)) for label in np.unique(labels[neighbours][labels[neighbours] > 0]))
         touched.append(list(set(around)))
     names = list(itertools.islice(_intersection_names(), len(intersections)))
     nodes.extend(names)
@@ -457,97 +501,96 @@ def _longest_path(nodes: list, edges: list) -> list:
     return paths[weights.index(max(weights))]
 
 
-def _one_piece(piece_mask: np.ndarray) -> bool:
-    return ndimage.label(piece_mask, structure=EIGHT_CONNECTED)[1] <= 1
-
-
-def _trim_intersections(path_mask: np.ndarray, pixels: list[tuple[int, int]]) -> None:
+def _trim_intersections(table: np.ndarray, on_path: np.ndarray, coords: np.ndarray, pixels: list[int]) -> None:
     """Step 3g: remove intersection pixels (in order, repeatedly) wherever the path stays in one piece."""
-    whole = _one_piece(path_mask)
+    path_pixels = set(_tuples(coords[on_path]))
+    whole = components(table, on_path)[1] <= 1
     while True:
         removed = 0
-        for pixel in pixels:
-            if not path_mask[pixel]:
+        for index in pixels:
+            if not on_path[index]:
                 continue
-            path_mask[pixel] = False
-            groups = NEIGHBOUR_GROUPS[_code_at(path_mask, *pixel)]
-            if (whole and groups <= 1) or _one_piece(path_mask):
+            on_path[index] = False
+            pixel = (int(coords[index, 0]), int(coords[index, 1]))
+            path_pixels.discard(pixel)
+            if (whole and NEIGHBOUR_GROUPS[_code_at(pixel, path_pixels)] <= 1) or components(table, on_path)[1] <= 1:
                 removed += 1
                 whole = True
             else:
-                path_mask[pixel] = True
+                on_path[index] = True
+                path_pixels.add(pixel)
         if removed == 0:
             return
 
 
-def piece_longest_path(piece: np.ndarray, image: np.ndarray) -> np.ndarray:
-    """Steps 3a-3g on one skeleton piece (``bool``, with an unset border of 1 px); returns the path mask.
+def piece_longest_path(coords: np.ndarray, samples: np.ndarray) -> np.ndarray:
+    """Steps 3a-3g on one skeleton piece; returns which of its pixels are on the path (``bool`` per pixel).
 
-    ``image``: the intensities FilFinder reads for this piece's frame
-    (:func:`_intensity_frame`).
+    ``coords``: the piece's pixels in raster order, in FilFinder's frame
+    (row and column from the piece's bounding box corner, plus 1; corner
+    pixels are visited in an order that depends on them). ``samples``: the
+    intensity FilFinder reads at each pixel (:func:`intensity_samples`).
     """
+    coords = np.asarray(coords, dtype=np.int64)
+    table = neighbour_table(coords)
+    alive = np.ones(len(coords), dtype=bool)
     for _ in range(PRUNE_ROUNDS - 1):
-        cleaned = drop_extraneous(piece)
-        if np.array_equal(cleaned, piece):
+        extraneous = alive & EXTRANEOUS[codes_of(table, alive)]
+        if not extraneous.any():
             break
-        piece = cleaned
-    classes = np.where(piece, PIXEL_CLASS[neighbour_codes(piece)], -1)
-    ends = _pixels(classes == END)
-    joints = np.zeros(piece.shape, dtype=bool)
-    for pixel in _resolve_corners(classes, piece):
-        joints[pixel] = True
-    joint_labels, n_joints = ndimage.label(joints, structure=EIGHT_CONNECTED)
-    intersections = [_pixels(joint_labels == k) for k in range(1, n_joints + 1)]
-    labels, n_labels = _branch_labels(piece & ~joints, ends)
-    nodes, edges = _graph_parts(labels, n_labels, ends, intersections, image)
+        alive &= ~extraneous
+    classes = np.where(alive, PIXEL_CLASS[codes_of(table, alive)], -1)
+    ends = classes == END
+    joints = _resolve_corners(coords, classes)
+    joint_labels, n_joints = components(table, joints)
+    order = np.argsort(joint_labels, kind="stable")
+    intersections = np.split(order, np.searchsorted(joint_labels[order], np.arange(1, n_joints + 1)))[1:]
+    labels, n_labels = _branch_labels(table, alive & ~joints, ends)
+    nodes, edges = _graph_parts(coords, table, labels, n_labels, ends, intersections, samples)
     path = _longest_path(nodes, edges)
     if len(path) <= 1:
         return labels > 0
-    path_mask = np.zeros(piece.shape, dtype=bool)
+    on_path = np.zeros(len(coords), dtype=bool)
     for a, b in zip(path[:-1], path[1:]):
         for edge in edges:
             if {edge[0], edge[1]} == {a, b}:
-                path_mask[labels == edge[2][0]] = True
+                on_path |= labels == edge[2][0]
     names = list(itertools.islice(_intersection_names(), n_joints))
-    joint_pixels = [pixel for node in path if isinstance(node, str) for pixel in intersections[names.index(node)]]
-    for pixel in joint_pixels:
-        path_mask[pixel] = True
-    _trim_intersections(path_mask, joint_pixels)
-    return path_mask
+    joint_pixels = [int(i) for node in path if isinstance(node, str) for i in intersections[names.index(node)]]
+    on_path[joint_pixels] = True
+    _trim_intersections(table, on_path, coords, joint_pixels)
+    return on_path
 
 
 # --- the whole skeleton ----------------------------------------------------------------------------------------
 
-def _intensity_frame(skeleton: np.ndarray, box: tuple[slice, slice]) -> np.ndarray:
-    """The intensities FilFinder reads for the frame of a piece (its bounding box ``box`` plus 1 px around).
+def intensity_samples(shape: tuple[int, int], skeleton_at: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                      extent: tuple[int, int, int, int], frame_coords: np.ndarray) -> np.ndarray:
+    """The intensity FilFinder reads at pixels of a piece's frame (``float``, NaN beyond its padded image).
 
-    FilFinder's image is the skeleton itself (1 on it, 0 elsewhere). It pads
-    the image by 1 px on each side where the frame runs over the image edge,
-    then cuts out the frame at the piece's position *without* the shift that
-    the padding at the top or left caused, unless the padded image is the
-    frame itself. So a piece touching the top (left) edge of the image reads
-    the image one row (column) up (left) of its pixels, NaN beyond the padded
-    image. Returns a ``float`` array of the frame's shape.
+    FilFinder's image is the skeleton itself (1 on it, 0 elsewhere). For a
+    piece with bounding box ``extent`` = (top, bottom, left, right), last
+    row and column included, it pads the image by 1 px on each side where
+    the frame (box plus 1 px) runs over the image edge, then cuts out the
+    frame at the piece's position *without* the shift that padding at the
+    top or left caused, unless the padded image is the frame itself. So a
+    piece touching the top (left) edge of the image reads the image one row
+    (column) up (left) of its pixels. ``skeleton_at(rows, cols)`` gives the
+    skeleton's values at image pixels; ``shape`` is the image's.
     """
-    rows, cols = skeleton.shape
-    (top, bottom), (left, right) = (box[0].start, box[0].stop), (box[1].start, box[1].stop)
-    frame_shape = (bottom - top + 2, right - left + 2)
+    rows, cols = shape
+    top, bottom, left, right = extent
     pad_top, pad_left = int(top == 0), int(left == 0)
-    padded_shape = (rows + pad_top + int(bottom == rows), cols + pad_left + int(right == cols))
-    if padded_shape == frame_shape:
-        first_row, first_col = 0, 0
-    else:
-        first_row, first_col = top - 1, left - 1
-    padded_rows = np.arange(first_row, first_row + frame_shape[0])[:, None]
-    padded_cols = np.arange(first_col, first_col + frame_shape[1])[None, :]
+    padded_shape = (rows + pad_top + int(bottom == rows - 1), cols + pad_left + int(right == cols - 1))
+    frame_shape = (bottom - top + 3, right - left + 3)
+    first = (0, 0) if padded_shape == frame_shape else (top - 1, left - 1)
+    padded_rows, padded_cols = frame_coords[:, 0] + first[0], frame_coords[:, 1] + first[1]
+    image_rows, image_cols = padded_rows - pad_top, padded_cols - pad_left
     inside_padded = ((padded_rows >= 0) & (padded_rows < padded_shape[0])
                      & (padded_cols >= 0) & (padded_cols < padded_shape[1]))
-    image_rows, image_cols = padded_rows - pad_top, padded_cols - pad_left
     inside_image = (image_rows >= 0) & (image_rows < rows) & (image_cols >= 0) & (image_cols < cols)
-    values = np.zeros(frame_shape)
-    values[inside_image] = skeleton[np.broadcast_to(image_rows, frame_shape)[inside_image],
-                                    np.broadcast_to(image_cols, frame_shape)[inside_image]]
-    values[~inside_padded] = np.nan
+    values = np.where(inside_padded, 0.0, np.nan)
+    values[inside_image] = skeleton_at(image_rows[inside_image], image_cols[inside_image])
     return values
 
 
@@ -559,30 +602,28 @@ def longest_paths(skeleton: np.ndarray) -> np.ndarray:
     pieces with a junction or a loop) go through the graph steps.
     """
     skeleton = np.asarray(skeleton) > 0
-    thinned = thin_like_medial_axis(skeleton)
-    coords = np.argwhere(thinned)
-    if len(coords) == 0:
-        return thinned
-    top, left = coords.min(axis=0)
-    bottom, right = coords.max(axis=0) + 1
-    region = thinned[top:bottom, left:right]
-    pieces, n_pieces = ndimage.label(region, structure=EIGHT_CONNECTED)
-    local = coords - (top, left)
-    piece_of = pieces[local[:, 0], local[:, 1]]
-    sizes = np.bincount(piece_of, minlength=n_pieces + 1)
-    codes = codes_at(region, local)
+    coords = _thinned_pixels(skeleton)
+    table = neighbour_table(coords)
+    pieces, n_pieces = components(table, np.ones(len(coords), dtype=bool))
+    sizes = np.bincount(pieces, minlength=n_pieces + 1)
+    codes = codes_of(table, np.ones(len(coords), dtype=bool))
     branched = EXTRANEOUS[codes] | np.isin(PIXEL_CLASS[codes], (INTERSECTION, BLOCK))
     needs_graph = np.zeros(n_pieces + 1, dtype=bool)
-    needs_graph[piece_of[branched]] = True
-    needs_graph &= sizes > 1
-    result = region & (sizes[pieces] > 1)
-    boxes = ndimage.find_objects(pieces)
-    for label in np.flatnonzero(needs_graph):
-        box = boxes[label - 1]
-        own = pieces[box] == label
-        image_box = (slice(box[0].start + top, box[0].stop + top), slice(box[1].start + left, box[1].stop + left))
-        path = piece_longest_path(np.pad(own, 1), _intensity_frame(skeleton, image_box))[1:-1, 1:-1]
-        result[box] = (result[box] & ~own) | path
-    out = np.zeros(thinned.shape, dtype=bool)
-    out[top:bottom, left:right] = result
-    return out
+    needs_graph[pieces[branched]] = True
+    kept = sizes[pieces] > 1
+    order = np.argsort(pieces, kind="stable")
+    starts = np.searchsorted(pieces[order], np.arange(1, n_pieces + 2))
+
+    def skeleton_at(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        return skeleton[rows, cols].astype(np.float64)
+
+    for label in np.flatnonzero(needs_graph & (sizes > 1)):
+        members = order[starts[label - 1]:starts[label]]
+        piece = coords[members]
+        (top, left), (bottom, right) = piece.min(axis=0), piece.max(axis=0)
+        frame_coords = piece - (top, left) + 1
+        samples = intensity_samples(skeleton.shape, skeleton_at, (top, bottom, left, right), frame_coords)
+        kept[members] = piece_longest_path(frame_coords, samples)
+    result = np.zeros(skeleton.shape, dtype=bool)
+    result[coords[kept, 0], coords[kept, 1]] = True
+    return result

@@ -13,6 +13,17 @@ by Herrmann et al. 2023. Steps, with their calls:
   ``create_mask(use_existing_mask=True)``, ``medskel(verbose=False)``,
   ``analyze_skeletons(skel_thresh=5 * u.pix)``; keep ``skeleton_longpath``
   and drop its 8-connected pieces of ``<= min_pixels`` pixels.
+- zone route (``postprocess_zone_segmenation``, ``extract_front_from_zones``):
+  in CaFFe pixel values, the non-ocean 8-connected components other than the
+  largest become ocean, the ocean components other than the largest become
+  glacier; front = ocean pixels with a 4-neighbour glacier pixel (outside the
+  image is not glacier), 8-connected pieces of ``<= min_pixels`` dropped.
+- fused route (Herrmann et al.'s ``Task500_Glacier_reverse.py``): front
+  class -> ocean, glacier dilated once with a 7 x 7 kernel (``cv2.dilate``),
+  then the zone route.
+- MDE (``front_error``): all distances from ``scipy.spatial.distance.cdist``
+  both ways; pooled = mean of all distances of all images, mean = mean of
+  the per-image means; images with an empty front are left out.
 - zones: ``precision_score`` / ``recall_score`` / ``f1_score`` /
   ``jaccard_score`` (scikit-learn) of the flattened maps with
   ``average=None``; the macro average is their plain mean over the 4 classes.
@@ -90,6 +101,66 @@ def front_route(front_map: np.ndarray, min_pixels: float,
     if len(np.unique(front_map)) == 1:
         return front_map > 0
     return drop_short(skeleton_longpath(skeletonize(front_map), tie_break), min_pixels)
+
+
+ZONE_VALUES = np.array([0, 64, 127, 254], dtype=np.uint8)   # class -> CaFFe pixel value
+NA_VALUE, ROCK_VALUE, GLACIER_VALUE, OCEAN_VALUE = (int(v) for v in ZONE_VALUES)
+
+
+def _largest(labelled: np.ndarray, n_labels: int) -> int:
+    """The label of the largest component (the first on ties), as ``argmax`` over the component sizes."""
+    return int(np.bincount(labelled.ravel(), minlength=n_labels + 1)[1:].argmax()) + 1
+
+
+def clean_zones(zone_values: np.ndarray) -> np.ndarray:
+    """The reference's ``postprocess_zone_segmenation`` of a map in CaFFe pixel values (returns a new map)."""
+    from skimage.measure import label
+
+    zones = np.array(zone_values, dtype=np.uint8)
+    non_ocean, n_non_ocean = label(zones != OCEAN_VALUE, connectivity=2, return_num=True)
+    if n_non_ocean:
+        zones[(non_ocean > 0) & (non_ocean != _largest(non_ocean, n_non_ocean))] = OCEAN_VALUE
+    ocean, n_ocean = label(zones >= OCEAN_VALUE, connectivity=2, return_num=True)
+    if n_ocean == 0:
+        return zones
+    largest = ocean == _largest(ocean, n_ocean)
+    zones[zones == OCEAN_VALUE] = GLACIER_VALUE
+    zones[largest] = OCEAN_VALUE
+    return zones
+
+
+def front_from_zones(zone_values: np.ndarray, min_pixels: float) -> np.ndarray:
+    """The reference's ``extract_front_from_zones``: ocean pixels with a 4-neighbour glacier pixel; ``bool``."""
+    padded = np.pad(zone_values, 1)
+    neighbours = (padded[:-2, 1:-1], padded[2:, 1:-1], padded[1:-1, :-2], padded[1:-1, 2:])
+    front = (zone_values == OCEAN_VALUE) & np.logical_or.reduce([n == GLACIER_VALUE for n in neighbours])
+    return drop_short(front, min_pixels)
+
+
+def zone_route(zone_values: np.ndarray, min_pixels: float) -> np.ndarray:
+    """The reference's front of a zone map in CaFFe pixel values; ``bool``."""
+    return front_from_zones(clean_zones(zone_values), min_pixels)
+
+
+def fused_to_zones(fused_classes: np.ndarray) -> np.ndarray:
+    """Herrmann et al.'s conversion of a fused class map (0..4, 4 = front) to a zone map in CaFFe pixel values."""
+    import cv2
+
+    classes = np.asarray(fused_classes)
+    zones = np.where(classes == 4, OCEAN_VALUE, ZONE_VALUES[np.minimum(classes, 3)]).astype(np.uint8)
+    glacier = cv2.dilate((classes == 2).astype(np.uint8), np.ones((7, 7), np.uint8), iterations=1)
+    zones[glacier == 1] = GLACIER_VALUE
+    return zones
+
+
+def front_distances(pred: np.ndarray, true: np.ndarray) -> np.ndarray | None:
+    """The reference's ``front_error``: distances (px) both ways via ``cdist``; ``None`` if a front is empty."""
+    from scipy.spatial.distance import cdist
+
+    pred_px, true_px = np.argwhere(pred), np.argwhere(true)
+    if len(pred_px) == 0 or len(true_px) == 0:
+        return None
+    return np.concatenate((cdist(pred_px, true_px).min(axis=1), cdist(true_px, pred_px).min(axis=1)))
 
 
 def zone_scores(true: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarray]:

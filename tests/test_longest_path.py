@@ -68,7 +68,9 @@ def test_piece_analysis_equals_filfinders_on_any_pixel_set(reference, index, pie
         expected = reference.filament_longpath(piece)
     except ValueError:
         pytest.skip("FilFinder fails on this pixel set")
-    np.testing.assert_array_equal(longest_path.piece_longest_path(piece, piece.astype(float)), expected)
+    coords = np.argwhere(piece)
+    on_path = longest_path.piece_longest_path(coords, np.ones(len(coords)))
+    np.testing.assert_array_equal(on_path, expected[piece])
 
 
 def test_a_closed_loop_fails_in_filfinder_and_is_kept_whole(reference):
@@ -113,24 +115,45 @@ def test_thinning_is_scikit_images_medial_axis_with_the_published_tie_break():
 
 
 def test_branch_length_counts_runs_diagonals_and_their_joins():
-    straight = np.ones((1, 5), bool)
-    assert longest_path._branch_length(straight) == 4.0
-    diagonal = np.eye(4, dtype=bool)
-    assert longest_path._branch_length(diagonal) == pytest.approx(3 * np.sqrt(2))
+    def length(mask: np.ndarray) -> float:
+        return longest_path._branch_length(np.argwhere(mask))
+
+    assert length(np.ones((1, 5), bool)) == 4.0
+    assert length(np.eye(4, dtype=bool)) == pytest.approx(3 * np.sqrt(2))
     bent = np.zeros((4, 5), bool)
-    bent[0, 0:3] = True            # a run of 3 (length 2) ...
+    bent[0, 0:3] = True             # a run of 3 (length 2) ...
     bent[1, 3] = bent[2, 4] = True  # ... then two diagonal steps; the join adds one more sqrt(2)
-    assert longest_path._branch_length(bent) == pytest.approx(2 + np.sqrt(2) + np.sqrt(2))
+    assert length(bent) == pytest.approx(2 + np.sqrt(2) + np.sqrt(2))
+    rng = np.random.default_rng(2)  # the pattern counts equal scipy's hit-or-miss on the bounding box
+    for _ in range(30):
+        blob = rng.random((7, 9)) < 0.5
+        blob = blob[ndimage.find_objects(blob.astype(int))[0]]
+        hits = sum(sign * int(ndimage.binary_hit_or_miss(blob, structure1=pattern).sum())
+                   for pattern, sign in [(np.rot90(p, k), 1) for k in range(4) for p in longest_path._JOINS]
+                   + [(np.rot90(p, k), -1) for k in range(4) for p in longest_path._DOUBLE_JOINS]
+                   + [(np.rot90(p, k), -1) for k in range(2) for p in longest_path._STAIRS])
+        coords = np.argwhere(blob)
+        ours = sum(sign * longest_path._count_matches(coords, cells, wanted)
+                   for (cells, wanted), sign in longest_path._SIGNED_PATTERNS)
+        assert ours == hits
 
 
 def test_pieces_on_the_top_or_left_edge_read_shifted_intensities():
     skeleton = np.zeros((6, 7), bool)
     skeleton[0, 1:6] = True
-    frame = longest_path._intensity_frame(skeleton, (slice(0, 1), slice(1, 6)))   # a piece on the top edge
-    assert frame.shape == (3, 7)
-    assert np.isnan(frame[0]).all()            # above the padded image
-    np.testing.assert_array_equal(frame[1], 0.0)   # the padding row: the piece's own pixels read 0
-    np.testing.assert_array_equal(frame[2], [0, 1, 1, 1, 1, 1, 0])
-    skeleton_inside = np.roll(skeleton, 2, axis=0)
-    aligned = longest_path._intensity_frame(skeleton_inside, (slice(2, 3), slice(1, 6)))
-    np.testing.assert_array_equal(aligned[1], [0, 1, 1, 1, 1, 1, 0])   # away from the edge: its own pixels
+
+    def skeleton_at(rows, cols):
+        return skeleton[rows, cols].astype(float)
+
+    frame = np.argwhere(np.ones((3, 7), bool))    # the frame of a piece on the top edge: rows -1..1, cols 0..6
+    values = longest_path.intensity_samples(skeleton.shape, skeleton_at, (0, 0, 1, 5), frame).reshape(3, 7)
+    assert np.isnan(values[0]).all()               # above the padded image
+    np.testing.assert_array_equal(values[1], 0.0)  # the padding row: the piece's own pixels read 0
+    np.testing.assert_array_equal(values[2], [0, 1, 1, 1, 1, 1, 0])
+    lower = np.roll(skeleton, 2, axis=0)           # away from the edge: each pixel reads itself
+
+    def lower_at(rows, cols):
+        return lower[rows, cols].astype(float)
+
+    aligned = longest_path.intensity_samples(lower.shape, lower_at, (2, 2, 1, 5), frame).reshape(3, 7)
+    np.testing.assert_array_equal(aligned[1], [0, 1, 1, 1, 1, 1, 0])
