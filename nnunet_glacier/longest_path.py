@@ -88,6 +88,7 @@ import itertools
 import operator
 import string
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import networkx as nx
 import numpy as np
@@ -183,36 +184,60 @@ def neighbour_table(coords: np.ndarray) -> np.ndarray:
     return table
 
 
-def codes_of(table: np.ndarray, members: np.ndarray) -> np.ndarray:
-    """Neighbour codes within ``members`` (``bool`` per pixel) from a :func:`neighbour_table`."""
-    present = (table >= 0) & members[np.maximum(table, 0)]
-    return (present.astype(np.uint8) << np.arange(8, dtype=np.uint8)).sum(axis=1).astype(np.uint8)
+@dataclass(frozen=True)
+class PixelSet:
+    """Pixels (``coords``, ``(n, 2)`` rows and columns in raster order) and their :func:`neighbour_table`."""
 
+    coords: np.ndarray
+    table: np.ndarray
 
-def components(table: np.ndarray, members: np.ndarray, directions: tuple[int, ...] = tuple(range(8))) -> tuple[
-        np.ndarray, int]:
-    """Connected components of the ``members`` pixels through the given neighbour ``directions``.
+    @classmethod
+    def of(cls, coords: np.ndarray) -> PixelSet:
+        coords = np.asarray(coords, dtype=np.int64).reshape(-1, 2)
+        return cls(coords, neighbour_table(coords))
 
-    Returns a label per pixel (0 for non-members; 1..n numbered in raster
-    order of each component's first pixel, as ``scipy.ndimage.label``) and n.
-    """
-    index = np.flatnonzero(members)
-    if len(index) == 0:
-        return np.zeros(len(members), dtype=np.int64), 0
-    position = np.full(len(members), -1, dtype=np.int64)
-    position[index] = np.arange(len(index))
-    neighbours = table[np.ix_(index, directions)]
-    linked = (neighbours >= 0) & members[np.maximum(neighbours, 0)]
-    sources = np.repeat(np.arange(len(index)), len(directions)).reshape(linked.shape)[linked]
-    targets = position[neighbours[linked]]
-    graph = csr_matrix((np.ones(len(sources), dtype=np.int8), (sources, targets)), shape=(len(index), len(index)))
-    n_components, raw = connected_components(graph, directed=False)
-    first = np.unique(raw, return_index=True)[1]      # the first (raster order) pixel of each raw component
-    renumber = np.empty(n_components, dtype=np.int64)
-    renumber[raw[np.sort(first)]] = np.arange(1, n_components + 1)
-    labels = np.zeros(len(members), dtype=np.int64)
-    labels[index] = renumber[raw]
-    return labels, n_components
+    def __len__(self) -> int:
+        return len(self.coords)
+
+    def codes(self, members: np.ndarray) -> np.ndarray:
+        """Neighbour codes within ``members`` (``bool`` per pixel)."""
+        present = (self.table >= 0) & members[np.maximum(self.table, 0)]
+        return (present.astype(np.uint8) << np.arange(8, dtype=np.uint8)).sum(axis=1).astype(np.uint8)
+
+    def components(self, members: np.ndarray, four: bool = False) -> tuple[np.ndarray, int]:
+        """Connected components of the ``members`` pixels (8-connected, or 4-connected if ``four``).
+
+        Returns a label per pixel (0 for non-members; 1..n numbered in raster
+        order of each component's first pixel, as ``scipy.ndimage.label``)
+        and n. Labels a grid over the members' bounding box when that is
+        small, else a sparse graph of the members.
+        """
+        index = np.flatnonzero(members)
+        labels = np.zeros(len(members), dtype=np.int64)
+        if len(index) == 0:
+            return labels, 0
+        coords = self.coords[index]
+        low, high = coords.min(axis=0), coords.max(axis=0)
+        if np.prod(high - low + 1) <= 16 * len(index) + 1024:
+            grid = np.zeros(tuple(high - low + 1), dtype=bool)
+            grid[coords[:, 0] - low[0], coords[:, 1] - low[1]] = True
+            grid_labels, n_components = ndimage.label(grid, structure=None if four else EIGHT_CONNECTED)
+            labels[index] = grid_labels[coords[:, 0] - low[0], coords[:, 1] - low[1]]
+            return labels, n_components
+        directions = (N, E, S, W) if four else tuple(range(8))
+        position = np.full(len(members), -1, dtype=np.int64)
+        position[index] = np.arange(len(index))
+        neighbours = self.table[np.ix_(index, directions)]
+        linked = (neighbours >= 0) & members[np.maximum(neighbours, 0)]
+        sources = np.repeat(np.arange(len(index)), len(directions)).reshape(linked.shape)[linked]
+        graph = csr_matrix((np.ones(len(sources), dtype=np.int8), (sources, position[neighbours[linked]])),
+                           shape=(len(index), len(index)))
+        n_components, raw = connected_components(graph, directed=False)
+        first = np.unique(raw, return_index=True)[1]      # the first (raster order) pixel of each raw component
+        renumber = np.empty(n_components, dtype=np.int64)
+        renumber[raw[np.sort(first)]] = np.arange(1, n_components + 1)
+        labels[index] = renumber[raw]
+        return labels, n_components
 
 
 def _code_at(pixel: tuple[int, int], pixels: set[tuple[int, int]]) -> int:
@@ -222,14 +247,15 @@ def _code_at(pixel: tuple[int, int], pixels: set[tuple[int, int]]) -> int:
 
 # --- step 1: medial-axis thinning ------------------------------------------------------------------------------
 
-def _distances_to_background(mask: np.ndarray, coords: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """Euclidean distance (px) of each pixel ``coords`` of ``mask`` to the nearest unset pixel of the image.
+def _distances_to_background(mask: np.ndarray, pixels: PixelSet) -> np.ndarray:
+    """Euclidean distance (px) of each of the ``pixels`` of ``mask`` to the nearest unset pixel of the image.
 
     As ``scipy.ndimage.distance_transform_edt`` of the whole image, but
     computed in small windows: 1 where a 4-neighbour inside the image is
     unset, else in a window grown until it holds the nearest unset pixel.
     """
     rows, cols = mask.shape
+    coords, table = pixels.coords, pixels.table
     distances = np.ones(len(coords))
     outside = [(coords[:, 0] + d_row < 0) | (coords[:, 0] + d_row >= rows) | (coords[:, 1] + d_col < 0)
                | (coords[:, 1] + d_col >= cols) for d_row, d_col in (OFFSETS[N], OFFSETS[E], OFFSETS[S], OFFSETS[W])]
@@ -270,12 +296,12 @@ def _thinned_pixels(mask: np.ndarray) -> np.ndarray:
     Only pixels that are thinnable at the start, and neighbours of removed
     pixels, can change, so only those are visited.
     """
-    coords = np.argwhere(mask)
-    table = neighbour_table(coords)
+    pixels = PixelSet.of(np.argwhere(mask))
+    coords, table = pixels.coords, pixels.table
     alive = np.ones(len(coords), dtype=bool)
-    codes = codes_of(table, alive)
+    codes = pixels.codes(alive)
     tie_break = np.random.RandomState(TIE_BREAK_SEED).permutation(len(coords))
-    order = np.lexsort((tie_break, 8 - N_NEIGHBOURS[codes], _distances_to_background(mask, coords, table)))
+    order = np.lexsort((tie_break, 8 - N_NEIGHBOURS[codes], _distances_to_background(mask, pixels)))
     rank = np.empty(len(coords), dtype=np.int64)
     rank[order] = np.arange(len(coords))
     heap = [(rank[i], i) for i in np.flatnonzero(THINNABLE[codes])]
@@ -297,7 +323,7 @@ def _thinned_pixels(mask: np.ndarray) -> np.ndarray:
     return coords[alive]
 
 
-# --- step 3: one piece -----------------------------------------------------------------------------------------
+# --- step 3: the pieces ----------------------------------------------------------------------------------------
 
 def _intersection_names() -> Iterator[str]:
     """A, B, ..., Z, AA, AB, ...: FilFinder's intersection node names."""
@@ -315,38 +341,73 @@ def _neighbours(pixel: tuple[int, int], offsets=OFFSETS) -> set[tuple[int, int]]
     return {(pixel[0] + d_row, pixel[1] + d_col) for d_row, d_col in offsets}
 
 
-def _resolve_corners(coords: np.ndarray, classes: np.ndarray) -> np.ndarray:
+def _members(values: np.ndarray, n: int) -> list[np.ndarray]:
+    """For each value 1..n, the indices of the pixels with that value, in raster order."""
+    order = np.argsort(values, kind="stable")
+    bounds = np.searchsorted(values[order], np.arange(1, n + 2))
+    return [order[bounds[k]:bounds[k + 1]] for k in range(n)]
+
+
+def _resolve_corners(pixels: PixelSet, piece: np.ndarray, n_pieces: int, frame: np.ndarray,
+                     classes: np.ndarray) -> np.ndarray:
     """Step 3b: which pixels are intersection pixels (intersections, blocks and the corners that join them).
 
-    ``classes``: :data:`PIXEL_CLASS` per pixel (-1 for pixels gone).
+    ``classes``: :data:`PIXEL_CLASS` per pixel (-1 for pixels gone); ``frame``:
+    each pixel's coordinates in its piece's frame, which decide the order in
+    which FilFinder (keeping a piece's corner pixels in a Python set) visits them.
     """
-    ends = set(_tuples(coords[classes == END]))
-    joining = set(_tuples(coords[classes == INTERSECTION]))
+    ends = set(_tuples(pixels.coords[classes == END]))
+    joining = set(_tuples(pixels.coords[classes == INTERSECTION]))
     diagonal = [OFFSETS[k] for k in DIAGONALS]
-    corners = _tuples(coords[classes == CORNER])
-    for corner in list(set(corners).difference(set())):  # FilFinder walks a set of the corner pixels
-        if len(ends & _neighbours(corner, diagonal)) == 1:
-            continue
-        if len(joining & _neighbours(corner)) == 1:
-            joining.add(corner)
-    joints = (classes == INTERSECTION) | (classes == BLOCK)
+    for corners in _members(np.where(classes == CORNER, piece, 0), n_pieces):
+        index_of = dict(zip(_tuples(frame[corners]), corners))
+        for local in list(set(index_of).difference(set())):
+            corner = tuple(int(v) for v in pixels.coords[index_of[local]])
+            if len(ends & _neighbours(corner, diagonal)) == 1:
+                continue
+            if len(joining & _neighbours(corner)) == 1:
+                joining.add(corner)
     corner_index = np.flatnonzero(classes == CORNER)
-    joints[corner_index] = [pixel in joining for pixel in _tuples(coords[corner_index])]
+    joints = (classes == INTERSECTION) | (classes == BLOCK)
+    joints[corner_index] = [pixel in joining for pixel in _tuples(pixels.coords[corner_index])]
     return joints
 
 
-def _branch_labels(table: np.ndarray, branches: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, int]:
-    """Step 3c: 8-connected branch labels; end pixels touching another end pixel get a label each, last."""
-    end_groups, n_end_groups = components(table, ends)
-    if n_end_groups == ends.sum():
-        return components(table, branches)
-    sizes = np.bincount(end_groups, minlength=n_end_groups + 1)
-    touching = np.concatenate([np.flatnonzero(end_groups == group) for group in np.flatnonzero(sizes[1:] > 1) + 1])
-    rest = branches.copy()
-    rest[touching] = False
-    labels, n_labels = components(table, rest)
-    labels[touching] = n_labels + 1 + np.arange(len(touching))
-    return labels, n_labels + len(touching)
+def _numbered_in_pieces(labels: np.ndarray, n_labels: int, piece: np.ndarray,
+                        n_pieces: int) -> tuple[np.ndarray, np.ndarray]:
+    """Renumber component labels 1..n (raster order) 1, 2, ... within each piece.
+
+    Returns the new number of each label (index 0 maps to 0) and each piece's
+    number of labels (index 0 unused).
+    """
+    values, first_pixels = np.unique(labels, return_index=True)
+    first_pixels = first_pixels[values > 0]
+    label_piece = piece[first_pixels]
+    counts = np.bincount(label_piece, minlength=n_pieces + 1)
+    before = np.concatenate(([0], np.cumsum(counts)))
+    order = np.argsort(label_piece, kind="stable")       # labels of each piece together, still in raster order
+    numbers = np.zeros(n_labels + 1, dtype=np.int64)
+    numbers[order + 1] = np.arange(n_labels) - before[label_piece[order]] + 1
+    return numbers, counts
+
+
+def _branch_labels(pixels: PixelSet, piece: np.ndarray, n_pieces: int, branches: np.ndarray,
+                   ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Step 3c: each pixel's branch label within its piece (0 if none) and each piece's number of labels.
+
+    Branches are 8-connected; an end pixel touching another end pixel gets a
+    label of its own, after the others (group by group, raster order within).
+    """
+    end_groups, n_end_groups = pixels.components(ends)
+    touching = ends & (np.bincount(end_groups, minlength=n_end_groups + 1)[end_groups] > 1)
+    labels, n_labels = pixels.components(branches & ~touching)
+    numbers, counts = _numbered_in_pieces(labels, n_labels, piece, n_pieces)
+    labels = numbers[labels]
+    extra = np.flatnonzero(touching)
+    extra = extra[np.lexsort((extra, end_groups[extra], piece[extra]))]
+    extra_piece = piece[extra]
+    labels[extra] = counts[extra_piece] + 1 + np.arange(len(extra)) - np.searchsorted(extra_piece, extra_piece)
+    return labels, counts + np.bincount(extra_piece, minlength=n_pieces + 1)
 
 
 # FilFinder's length counts sqrt(2) per match of these hit-or-miss patterns (1 = set, 0 = unset, whole window,
@@ -365,78 +426,103 @@ def _pattern_cells(pattern: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return cells, pattern.ravel()
 
 
-_SIGNED_PATTERNS = ([(_pattern_cells(np.rot90(p, k)), 1) for k in range(4) for p in _JOINS]
-                    + [(_pattern_cells(np.rot90(p, k)), -1) for k in range(4) for p in _DOUBLE_JOINS]
-                    + [(_pattern_cells(np.rot90(p, k)), -1) for k in range(2) for p in _STAIRS])
+#: (cells, wanted, sign) of every pattern rotation FilFinder counts (+1) or subtracts (-1).
+_SIGNED_PATTERNS = ([(*_pattern_cells(np.rot90(p, k)), 1) for k in range(4) for p in _JOINS]
+                    + [(*_pattern_cells(np.rot90(p, k)), -1) for k in range(4) for p in _DOUBLE_JOINS]
+                    + [(*_pattern_cells(np.rot90(p, k)), -1) for k in range(2) for p in _STAIRS])
 
 
-def _count_matches(coords: np.ndarray, cells: np.ndarray, wanted: np.ndarray) -> int:
-    """Windows centred inside the bounding box of ``coords`` (raster order) that match a pattern exactly."""
-    anchor = cells[np.argmax(wanted)]                       # a set cell: every match has a pixel there
-    centres = coords - anchor
-    low, high = coords.min(axis=0), coords.max(axis=0)
-    centres = centres[np.all((centres >= low) & (centres <= high), axis=1)]
-    shift = low - 3                                         # keys over non-negative rows and columns
-    width = int(high[1] - shift[1]) + 4
+def join_counts(coords: np.ndarray, labels: np.ndarray, n_labels: int) -> np.ndarray:
+    """Per label 0..n, the signed number of pattern matches on that label's pixels alone.
+
+    As ``binary_hit_or_miss`` on the bounding box of the label's pixels: a
+    window matches where all its cells are as the pattern wants (other
+    pixels and outside the box count unset) and its centre lies inside the
+    box. Only windows with a pixel at the pattern's first set cell can match,
+    so only those are looked at, all patterns and labels in one lookup.
+    ``coords`` in raster order; ``labels`` per pixel, 0 = not counted.
+    """
+    counts = np.zeros(n_labels + 1, dtype=np.int64)
+    counted = labels > 0
+    if not counted.any():
+        return counts
+    own, own_labels = coords[counted], labels[counted]
+    low = np.full((n_labels + 1, 2), np.iinfo(np.int64).max)
+    high = np.full((n_labels + 1, 2), np.iinfo(np.int64).min)
+    np.minimum.at(low, own_labels, own)
+    np.maximum.at(high, own_labels, own)
+    shift = coords.min(axis=0) - 3                           # keys over non-negative rows and columns
+    width = int(coords[:, 1].max() - shift[1]) + 4
     keys = (coords[:, 0] - shift[0]) * width + coords[:, 1] - shift[1]
-    matched = np.ones(len(centres), dtype=bool)
-    for (d_row, d_col), want in zip(cells, wanted):
-        query = (centres[:, 0] + d_row - shift[0]) * width + centres[:, 1] + d_col - shift[1]
-        found = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
-        matched &= (keys[found] == query) == want
-    return int(matched.sum())
+    windows, window_labels = [], []
+    for cells, wanted, _ in _SIGNED_PATTERNS:
+        centres = own - cells[np.argmax(wanted)]
+        inside = np.all((centres >= low[own_labels]) & (centres <= high[own_labels]), axis=1)
+        windows.append(centres[inside][:, None, :] + cells[None, :, :] - shift)
+        window_labels.append(own_labels[inside])
+    queries = np.concatenate([w.reshape(-1, 2) for w in windows])
+    query_keys = queries[:, 0] * width + queries[:, 1]
+    found = np.minimum(np.searchsorted(keys, query_keys), len(keys) - 1)
+    present_anywhere = keys[found] == query_keys
+    start = 0
+    for (cells, wanted, sign), window, window_label in zip(_SIGNED_PATTERNS, windows, window_labels):
+        stop = start + window.shape[0] * window.shape[1]
+        present = present_anywhere[start:stop] & (labels[found[start:stop]] == np.repeat(window_label, len(cells)))
+        matched = np.all(present.reshape(-1, len(cells)) == wanted, axis=1)
+        counts += sign * np.bincount(window_label[matched], minlength=n_labels + 1)
+        start = stop
+    return counts
 
 
-def _branch_length(coords: np.ndarray) -> float:
-    """FilFinder's length (px) of one branch of >= 2 pixels (``coords`` in raster order).
+def _lengths(pixels: PixelSet, labels: np.ndarray, n_labels: int) -> np.ndarray:
+    """Step 3d: FilFinder's length (px) of each branch label 0..n (index 0 unused): 0.5 for one pixel, else:
 
     4-connected runs of n > 1 pixels count n - 1; the remaining pixels form
     diagonal chains, each of n pixels counting (n - 1) sqrt(2); if there is
     any 4-connected run, each join between a run and a diagonal step adds
-    sqrt(2) (the pattern counts above, as ``scipy.ndimage.binary_hit_or_miss``
-    on the branch's bounding box). Summed as FilFinder does, so that equal
-    lengths compare equal.
+    sqrt(2) (:func:`join_counts`). Summed as FilFinder does, so that equal
+    lengths compare equal. All branches at once: branches of >= 2 pixels
+    never touch one another, so runs and chains never mix branches.
     """
-    table = neighbour_table(coords)
-    everything = np.ones(len(coords), dtype=bool)
-    runs, n_runs = components(table, everything, (N, E, S, W))
-    run_sizes = np.bincount(runs, minlength=n_runs + 1)[1:]
-    four = float(np.sum(run_sizes[run_sizes > 1]) - np.count_nonzero(run_sizes > 1))
-    single = run_sizes[runs - 1] == 1
-    n_chains = components(table, single)[1]
-    diagonal = (float(single.sum()) - n_chains) * np.sqrt(2)
-    joins = 0
-    if four != 0.0:
-        joins = sum(sign * _count_matches(coords, cells, wanted) for (cells, wanted), sign in _SIGNED_PATTERNS)
-    return np.sqrt(2) * float(joins) + diagonal + four
+    sizes = np.bincount(labels, minlength=n_labels + 1)
+    multi = (labels > 0) & (sizes[labels] >= 2)
+    runs, n_runs = pixels.components(multi, four=True)
+    run_sizes = np.bincount(runs, minlength=n_runs + 1)
+    run_labels = np.zeros(n_runs + 1, dtype=np.int64)
+    run_labels[runs[multi]] = labels[multi]
+    steps = np.where(run_sizes[1:] > 1, run_sizes[1:] - 1, 0)
+    four = np.bincount(run_labels[1:], weights=steps, minlength=n_labels + 1)
+    single = multi & (run_sizes[runs] == 1)
+    chains, n_chains = pixels.components(single)
+    chain_labels = np.zeros(n_chains + 1, dtype=np.int64)
+    chain_labels[chains[single]] = labels[single]
+    n_single = np.bincount(labels[single], minlength=n_labels + 1)
+    diagonal = (n_single - np.bincount(chain_labels[1:], minlength=n_labels + 1)).astype(np.float64) * np.sqrt(2)
+    joins = np.where(four != 0.0, join_counts(pixels.coords, np.where(multi, labels, 0), n_labels), 0)
+    return np.where(sizes == 1, 0.5, np.sqrt(2) * joins.astype(np.float64) + diagonal + four)
 
 
-def _intensities(labels: np.ndarray, n_labels: int, samples: np.ndarray) -> list[float]:
-    """Mean of the ``samples`` over each branch label 1..n, of its finite values >= 0 (NaN if there are none)."""
+def _intensities(labels: np.ndarray, n_labels: int, samples: np.ndarray) -> np.ndarray:
+    """Mean of the ``samples`` over each label 0..n, of its finite values >= 0 (NaN if there are none)."""
     usable = np.isfinite(samples) & (samples >= 0) & (labels > 0)
-    sums = np.bincount(labels[usable], weights=samples[usable], minlength=n_labels + 1)[1:]
-    counts = np.bincount(labels[usable], minlength=n_labels + 1)[1:]
-    return [float(total) / count if count else float("nan") for total, count in zip(sums, counts)]
+    sums = np.bincount(labels[usable], weights=samples[usable], minlength=n_labels + 1)
+    counts = np.bincount(labels[usable], minlength=n_labels + 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(counts > 0, sums / counts, np.nan)
 
 
-def _graph_parts(coords: np.ndarray, table: np.ndarray, labels: np.ndarray, n_labels: int, ends: np.ndarray,
-                 intersections: list[np.ndarray], samples: np.ndarray) -> tuple[list, list]:
-    """Step 3e: FilFinder's node list and edge list ``(node, node, (label, weight, length, intensity))``.
+def _graph_parts(table: np.ndarray, labels: np.ndarray, ends: np.ndarray, intersections: list[np.ndarray],
+                 lengths: list[float], intensities: list[float]) -> tuple[list, list]:
+    """Step 3e for one piece: FilFinder's node list and edge list ``(node, node, (label, weight, length, intensity))``.
 
+    ``ends`` and ``intersections`` (one array each) hold pixel indices;
+    ``lengths`` and ``intensities`` belong to the piece's labels 1, 2, ...
     Built with the same set operations as FilFinder, since their iteration
     order decides ties (which of several equal branches is the edge, the
     order of edges and so of equal paths). A NaN weight makes its branch
     equal to nothing, as in FilFinder, so that branch joins nothing.
     """
-    members = np.argsort(labels, kind="stable")
-    starts = np.searchsorted(labels[members], np.arange(1, n_labels + 2))
-    lengths = []
-    for label in range(1, n_labels + 1):
-        branch = members[starts[label - 1]:starts[label]]
-        lengths.append(0.5 if len(branch) == 1 else _branch_length(coords[branch]))
-    intensities = _intensities(labels, n_labels, samples)
-    total_length = np.sum(lengths)
-    total_intensity = np.sum(intensities)
+    total_length, total_intensity = np.sum(lengths), np.sum(intensities)
 
     def branch(label: int) -> tuple:
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -444,14 +530,14 @@ def _graph_parts(coords: np.ndarray, table: np.ndarray, labels: np.ndarray, n_la
                       + 0.5 * (np.float64(intensities[label - 1]) / total_intensity))
         return label, float(weight), lengths[label - 1], intensities[label - 1]
 
-    end_branches = [branch(int(labels[i])) for i in np.flatnonzero(ends)]
+    end_branches = [branch(int(labels[i])) for i in ends]
     nodes = [b[0] for b in end_branches]
     touched = []
     for group in intersections:
         around = []
         for pixel in group:
-            neighbours = table[pixel][table[pixel] >= 0]
-            around.extend(branch(int(label)) for label in np.unique(labels[neighbours][labels[neighbours] > 0]))
+            neighbour_labels = labels[table[pixel][table[pixel] >= 0]]
+            around.extend(branch(int(label)) for label in np.unique(neighbour_labels[neighbour_labels > 0]))
         touched.append(list(set(around)))
     names = list(itertools.islice(_intersection_names(), len(intersections)))
     nodes.extend(names)
@@ -501,19 +587,19 @@ def _longest_path(nodes: list, edges: list) -> list:
     return paths[weights.index(max(weights))]
 
 
-def _trim_intersections(table: np.ndarray, on_path: np.ndarray, coords: np.ndarray, pixels: list[int]) -> None:
+def _trim_intersections(pixels: PixelSet, on_path: np.ndarray, candidates: list[int]) -> None:
     """Step 3g: remove intersection pixels (in order, repeatedly) wherever the path stays in one piece."""
-    path_pixels = set(_tuples(coords[on_path]))
-    whole = components(table, on_path)[1] <= 1
+    path_pixels = set(_tuples(pixels.coords[on_path]))
+    whole = pixels.components(on_path)[1] <= 1
     while True:
         removed = 0
-        for index in pixels:
+        for index in candidates:
             if not on_path[index]:
                 continue
             on_path[index] = False
-            pixel = (int(coords[index, 0]), int(coords[index, 1]))
+            pixel = (int(pixels.coords[index, 0]), int(pixels.coords[index, 1]))
             path_pixels.discard(pixel)
-            if (whole and NEIGHBOUR_GROUPS[_code_at(pixel, path_pixels)] <= 1) or components(table, on_path)[1] <= 1:
+            if (whole and NEIGHBOUR_GROUPS[_code_at(pixel, path_pixels)] <= 1) or pixels.components(on_path)[1] <= 1:
                 removed += 1
                 whole = True
             else:
@@ -523,74 +609,96 @@ def _trim_intersections(table: np.ndarray, on_path: np.ndarray, coords: np.ndarr
             return
 
 
-def piece_longest_path(coords: np.ndarray, samples: np.ndarray) -> np.ndarray:
-    """Steps 3a-3g on one skeleton piece; returns which of its pixels are on the path (``bool`` per pixel).
+def _piece_path(pixels: PixelSet, members: np.ndarray, labels: np.ndarray, branch_members: list[np.ndarray],
+                edges: list, path: list, intersections: list[np.ndarray]) -> np.ndarray:
+    """Step 3g for one piece: the indices of its path pixels (branches along ``path``, trimmed intersections)."""
+    if len(path) <= 1:
+        return members[labels[members] > 0]
+    drawn = [branch_members[edge[2][0] - 1] for a, b in zip(path[:-1], path[1:]) for edge in edges
+             if {edge[0], edge[1]} == {a, b}]
+    names = list(itertools.islice(_intersection_names(), len(intersections)))
+    joint_pixels = [int(i) for node in path if isinstance(node, str) for i in intersections[names.index(node)]]
+    candidates = np.unique(np.concatenate(drawn + [np.array(joint_pixels, dtype=np.int64)]))
+    local = PixelSet.of(pixels.coords[candidates])
+    on_path = np.ones(len(candidates), dtype=bool)
+    _trim_intersections(local, on_path, list(np.searchsorted(candidates, joint_pixels)))
+    return candidates[on_path]
 
-    ``coords``: the piece's pixels in raster order, in FilFinder's frame
-    (row and column from the piece's bounding box corner, plus 1; corner
-    pixels are visited in an order that depends on them). ``samples``: the
-    intensity FilFinder reads at each pixel (:func:`intensity_samples`).
+
+def pieces_longest_paths(coords: np.ndarray, piece: np.ndarray, frame: np.ndarray, samples: np.ndarray) -> np.ndarray:
+    """Steps 3a-3g on skeleton pieces that do not touch; returns which pixels are on the paths (``bool``).
+
+    ``coords``: the pixels in raster order; ``piece``: each pixel's piece,
+    1..m; ``frame``: each pixel's coordinates in its piece's FilFinder frame
+    (bounding box corner at (1, 1)); ``samples``: the intensity FilFinder
+    reads at each pixel (:func:`intensity_samples`). Steps 3a-3d run on all
+    pieces at once, 3e-3g piece by piece.
     """
-    coords = np.asarray(coords, dtype=np.int64)
-    table = neighbour_table(coords)
-    alive = np.ones(len(coords), dtype=bool)
+    pixels = PixelSet.of(coords)
+    n_pieces = int(piece.max(initial=0))
+    alive = np.ones(len(pixels), dtype=bool)
     for _ in range(PRUNE_ROUNDS - 1):
-        extraneous = alive & EXTRANEOUS[codes_of(table, alive)]
+        extraneous = alive & EXTRANEOUS[pixels.codes(alive)]
         if not extraneous.any():
             break
         alive &= ~extraneous
-    classes = np.where(alive, PIXEL_CLASS[codes_of(table, alive)], -1)
+    classes = np.where(alive, PIXEL_CLASS[pixels.codes(alive)], -1)
     ends = classes == END
-    joints = _resolve_corners(coords, classes)
-    joint_labels, n_joints = components(table, joints)
-    order = np.argsort(joint_labels, kind="stable")
-    intersections = np.split(order, np.searchsorted(joint_labels[order], np.arange(1, n_joints + 1)))[1:]
-    labels, n_labels = _branch_labels(table, alive & ~joints, ends)
-    nodes, edges = _graph_parts(coords, table, labels, n_labels, ends, intersections, samples)
-    path = _longest_path(nodes, edges)
-    if len(path) <= 1:
-        return labels > 0
-    on_path = np.zeros(len(coords), dtype=bool)
-    for a, b in zip(path[:-1], path[1:]):
-        for edge in edges:
-            if {edge[0], edge[1]} == {a, b}:
-                on_path |= labels == edge[2][0]
-    names = list(itertools.islice(_intersection_names(), n_joints))
-    joint_pixels = [int(i) for node in path if isinstance(node, str) for i in intersections[names.index(node)]]
-    on_path[joint_pixels] = True
-    _trim_intersections(table, on_path, coords, joint_pixels)
+    joints = _resolve_corners(pixels, piece, n_pieces, frame, classes)
+    joint_labels, n_joints = pixels.components(joints)
+    labels, counts = _branch_labels(pixels, piece, n_pieces, alive & ~joints, ends)
+    offsets = np.concatenate(([0], np.cumsum(counts)))
+    branch_ids = np.where(labels > 0, offsets[piece] + labels, 0)     # unique over all pieces
+    lengths = _lengths(pixels, branch_ids, int(offsets[-1]))
+    intensities = _intensities(branch_ids, int(offsets[-1]), samples)
+    branch_members = _members(branch_ids, int(offsets[-1]))
+    intersections_of = [[] for _ in range(n_pieces + 1)]   # in raster order of their first pixels, as numbered
+    for members in _members(joint_labels, n_joints):
+        intersections_of[piece[members[0]]].append(members)
+    on_path = np.zeros(len(pixels), dtype=bool)
+    for index, members in enumerate(_members(piece, n_pieces), start=1):
+        first, last = offsets[index] + 1, offsets[index + 1] + 1
+        nodes, edges = _graph_parts(pixels.table, labels, members[ends[members]], intersections_of[index],
+                                    list(lengths[first:last]), list(intensities[first:last]))
+        path = _longest_path(nodes, edges)
+        on_path[_piece_path(pixels, members, labels, branch_members[first - 1:last - 1], edges, path,
+                            intersections_of[index])] = True
     return on_path
+
+
+def piece_longest_path(coords: np.ndarray, samples: np.ndarray) -> np.ndarray:
+    """Steps 3a-3g on one piece given in its FilFinder frame (``coords``, raster order); ``bool`` per pixel."""
+    return pieces_longest_paths(coords, np.ones(len(coords), dtype=np.int64), coords, samples)
 
 
 # --- the whole skeleton ----------------------------------------------------------------------------------------
 
-def intensity_samples(shape: tuple[int, int], skeleton_at: Callable[[np.ndarray, np.ndarray], np.ndarray],
-                      extent: tuple[int, int, int, int], frame_coords: np.ndarray) -> np.ndarray:
-    """The intensity FilFinder reads at pixels of a piece's frame (``float``, NaN beyond its padded image).
+def intensity_samples(shape: tuple[int, int], skeleton: np.ndarray, top_left: np.ndarray, bottom_right: np.ndarray,
+                      frame: np.ndarray) -> np.ndarray:
+    """The intensity FilFinder reads at pixels (``float``, NaN beyond its padded image).
 
     FilFinder's image is the skeleton itself (1 on it, 0 elsewhere). For a
-    piece with bounding box ``extent`` = (top, bottom, left, right), last
-    row and column included, it pads the image by 1 px on each side where
-    the frame (box plus 1 px) runs over the image edge, then cuts out the
-    frame at the piece's position *without* the shift that padding at the
-    top or left caused, unless the padded image is the frame itself. So a
-    piece touching the top (left) edge of the image reads the image one row
-    (column) up (left) of its pixels. ``skeleton_at(rows, cols)`` gives the
-    skeleton's values at image pixels; ``shape`` is the image's.
+    piece whose bounding box runs from ``top_left`` to ``bottom_right``
+    (inclusive; given per pixel, as ``frame``, the pixel's coordinates in the
+    piece's frame: box plus 1 px around), it pads the image by 1 px on each
+    side where the frame runs over the image edge, then cuts out the frame at
+    the piece's position *without* the shift that padding at the top or
+    left caused, unless the padded image is the frame itself. So a piece
+    touching the top (left) edge of the image reads the image one row
+    (column) up (left) of its pixels.
     """
-    rows, cols = shape
-    top, bottom, left, right = extent
-    pad_top, pad_left = int(top == 0), int(left == 0)
-    padded_shape = (rows + pad_top + int(bottom == rows - 1), cols + pad_left + int(right == cols - 1))
-    frame_shape = (bottom - top + 3, right - left + 3)
-    first = (0, 0) if padded_shape == frame_shape else (top - 1, left - 1)
-    padded_rows, padded_cols = frame_coords[:, 0] + first[0], frame_coords[:, 1] + first[1]
-    image_rows, image_cols = padded_rows - pad_top, padded_cols - pad_left
-    inside_padded = ((padded_rows >= 0) & (padded_rows < padded_shape[0])
-                     & (padded_cols >= 0) & (padded_cols < padded_shape[1]))
-    inside_image = (image_rows >= 0) & (image_rows < rows) & (image_cols >= 0) & (image_cols < cols)
+    shape = np.asarray(shape)
+    pad_before = (top_left == 0).astype(np.int64)
+    padded_shape = shape + pad_before + (bottom_right == shape - 1)
+    frame_shape = bottom_right - top_left + 3
+    is_frame = np.all(padded_shape == frame_shape, axis=1)
+    first = np.where(is_frame[:, None], 0, top_left - 1)
+    padded = frame + first
+    image = padded - pad_before
+    inside_padded = np.all((padded >= 0) & (padded < padded_shape), axis=1)
+    inside_image = np.all((image >= 0) & (image < shape), axis=1)
     values = np.where(inside_padded, 0.0, np.nan)
-    values[inside_image] = skeleton_at(image_rows[inside_image], image_cols[inside_image])
+    values[inside_image] = skeleton[image[inside_image, 0], image[inside_image, 1]]
     return values
 
 
@@ -602,28 +710,28 @@ def longest_paths(skeleton: np.ndarray) -> np.ndarray:
     pieces with a junction or a loop) go through the graph steps.
     """
     skeleton = np.asarray(skeleton) > 0
-    coords = _thinned_pixels(skeleton)
-    table = neighbour_table(coords)
-    pieces, n_pieces = components(table, np.ones(len(coords), dtype=bool))
+    pixels = PixelSet.of(_thinned_pixels(skeleton))
+    coords, everything = pixels.coords, np.ones(len(pixels), dtype=bool)
+    pieces, n_pieces = pixels.components(everything)
     sizes = np.bincount(pieces, minlength=n_pieces + 1)
-    codes = codes_of(table, np.ones(len(coords), dtype=bool))
+    codes = pixels.codes(everything)
     branched = EXTRANEOUS[codes] | np.isin(PIXEL_CLASS[codes], (INTERSECTION, BLOCK))
     needs_graph = np.zeros(n_pieces + 1, dtype=bool)
     needs_graph[pieces[branched]] = True
+    needs_graph &= sizes > 1
     kept = sizes[pieces] > 1
-    order = np.argsort(pieces, kind="stable")
-    starts = np.searchsorted(pieces[order], np.arange(1, n_pieces + 2))
-
-    def skeleton_at(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        return skeleton[rows, cols].astype(np.float64)
-
-    for label in np.flatnonzero(needs_graph & (sizes > 1)):
-        members = order[starts[label - 1]:starts[label]]
-        piece = coords[members]
-        (top, left), (bottom, right) = piece.min(axis=0), piece.max(axis=0)
-        frame_coords = piece - (top, left) + 1
-        samples = intensity_samples(skeleton.shape, skeleton_at, (top, bottom, left, right), frame_coords)
-        kept[members] = piece_longest_path(frame_coords, samples)
+    graph_pixels = needs_graph[pieces]
+    if graph_pixels.any():
+        numbers = np.cumsum(needs_graph)                  # the pieces that need a graph, renumbered 1..m
+        piece = numbers[pieces[graph_pixels]]
+        own = coords[graph_pixels]
+        top_left = np.full((numbers[-1] + 1, 2), np.iinfo(np.int64).max)
+        bottom_right = np.full((numbers[-1] + 1, 2), np.iinfo(np.int64).min)
+        np.minimum.at(top_left, piece, own)
+        np.maximum.at(bottom_right, piece, own)
+        frame = own - top_left[piece] + 1
+        samples = intensity_samples(skeleton.shape, skeleton, top_left[piece], bottom_right[piece], frame)
+        kept[graph_pixels] = pieces_longest_paths(own, piece, frame, samples)
     result = np.zeros(skeleton.shape, dtype=bool)
     result[coords[kept, 0], coords[kept, 1]] = True
     return result

@@ -114,46 +114,53 @@ def test_thinning_is_scikit_images_medial_axis_with_the_published_tie_break():
                                       medial_axis(skeleton, rng=PublishedTieBreak(np.random.PCG64(0))))
 
 
-def test_branch_length_counts_runs_diagonals_and_their_joins():
-    def length(mask: np.ndarray) -> float:
-        return longest_path._branch_length(np.argwhere(mask))
+def _length(mask: np.ndarray) -> float:
+    pixels = longest_path.PixelSet.of(np.argwhere(mask))
+    return longest_path._lengths(pixels, np.ones(len(pixels), dtype=np.int64), 1)[1]
 
-    assert length(np.ones((1, 5), bool)) == 4.0
-    assert length(np.eye(4, dtype=bool)) == pytest.approx(3 * np.sqrt(2))
+
+def test_branch_length_counts_runs_diagonals_and_their_joins():
+    assert _length(np.ones((1, 5), bool)) == 4.0
+    assert _length(np.eye(4, dtype=bool)) == pytest.approx(3 * np.sqrt(2))
     bent = np.zeros((4, 5), bool)
     bent[0, 0:3] = True             # a run of 3 (length 2) ...
     bent[1, 3] = bent[2, 4] = True  # ... then two diagonal steps; the join adds one more sqrt(2)
-    assert length(bent) == pytest.approx(2 + np.sqrt(2) + np.sqrt(2))
-    rng = np.random.default_rng(2)  # the pattern counts equal scipy's hit-or-miss on the bounding box
+    assert _length(bent) == pytest.approx(2 + np.sqrt(2) + np.sqrt(2))
+    assert _length(np.ones((1, 1), bool)) == 0.5
+
+
+def test_pattern_counts_equal_scipys_hit_or_miss_per_label():
+    rng = np.random.default_rng(2)
+    patterns = ([(np.rot90(p, k), 1) for k in range(4) for p in longest_path._JOINS]
+                + [(np.rot90(p, k), -1) for k in range(4) for p in longest_path._DOUBLE_JOINS]
+                + [(np.rot90(p, k), -1) for k in range(2) for p in longest_path._STAIRS])
     for _ in range(30):
-        blob = rng.random((7, 9)) < 0.5
-        blob = blob[ndimage.find_objects(blob.astype(int))[0]]
-        hits = sum(sign * int(ndimage.binary_hit_or_miss(blob, structure1=pattern).sum())
-                   for pattern, sign in [(np.rot90(p, k), 1) for k in range(4) for p in longest_path._JOINS]
-                   + [(np.rot90(p, k), -1) for k in range(4) for p in longest_path._DOUBLE_JOINS]
-                   + [(np.rot90(p, k), -1) for k in range(2) for p in longest_path._STAIRS])
-        coords = np.argwhere(blob)
-        ours = sum(sign * longest_path._count_matches(coords, cells, wanted)
-                   for (cells, wanted), sign in longest_path._SIGNED_PATTERNS)
-        assert ours == hits
+        labels = ndimage.label(rng.random((12, 14)) < 0.45, structure=np.ones((3, 3)))[0]
+        labels[rng.random(labels.shape) < 0.1] = 0   # pixels of no label, and labels split into several pieces
+        n_labels = int(labels.max())
+        expected = np.zeros(n_labels + 1, dtype=int)
+        for label, box in enumerate(ndimage.find_objects(labels), start=1):
+            if box is not None:
+                own = labels[box] == label
+                expected[label] = sum(sign * int(ndimage.binary_hit_or_miss(own, structure1=p).sum())
+                                      for p, sign in patterns)
+        coords = np.argwhere(labels > 0)
+        counts = longest_path.join_counts(coords, labels[labels > 0], n_labels)
+        np.testing.assert_array_equal(counts[1:], expected[1:])
 
 
 def test_pieces_on_the_top_or_left_edge_read_shifted_intensities():
     skeleton = np.zeros((6, 7), bool)
     skeleton[0, 1:6] = True
+    frame = np.argwhere(np.ones((3, 7), bool))    # the frame of the piece: image rows -1..1, columns 0..6
 
-    def skeleton_at(rows, cols):
-        return skeleton[rows, cols].astype(float)
+    def samples(image: np.ndarray, top_left: tuple[int, int], bottom_right: tuple[int, int]) -> np.ndarray:
+        corners = np.tile(top_left, (len(frame), 1)), np.tile(bottom_right, (len(frame), 1))
+        return longest_path.intensity_samples(image.shape, image, *corners, frame).reshape(3, 7)
 
-    frame = np.argwhere(np.ones((3, 7), bool))    # the frame of a piece on the top edge: rows -1..1, cols 0..6
-    values = longest_path.intensity_samples(skeleton.shape, skeleton_at, (0, 0, 1, 5), frame).reshape(3, 7)
-    assert np.isnan(values[0]).all()               # above the padded image
-    np.testing.assert_array_equal(values[1], 0.0)  # the padding row: the piece's own pixels read 0
-    np.testing.assert_array_equal(values[2], [0, 1, 1, 1, 1, 1, 0])
+    on_edge = samples(skeleton, (0, 1), (0, 5))   # a piece on the top edge
+    assert np.isnan(on_edge[0]).all()              # above the padded image
+    np.testing.assert_array_equal(on_edge[1], 0.0)  # the padding row: the piece's own pixels read 0
+    np.testing.assert_array_equal(on_edge[2], [0, 1, 1, 1, 1, 1, 0])
     lower = np.roll(skeleton, 2, axis=0)           # away from the edge: each pixel reads itself
-
-    def lower_at(rows, cols):
-        return lower[rows, cols].astype(float)
-
-    aligned = longest_path.intensity_samples(lower.shape, lower_at, (2, 2, 1, 5), frame).reshape(3, 7)
-    np.testing.assert_array_equal(aligned[1], [0, 1, 1, 1, 1, 1, 0])
+    np.testing.assert_array_equal(samples(lower, (2, 1), (2, 5))[1], [0, 1, 1, 1, 1, 1, 0])
