@@ -50,7 +50,7 @@ arguments (read from fil_finder 1.8 and checked against it in
    d. *Branch length*: 0.5 for one pixel, else FilFinder's morphological
       length: steps along 4-connected runs count 1, diagonal-only steps
       sqrt(2), plus sqrt(2) where a 4-connected run meets a diagonal step
-      (hit-or-miss patterns, see :func:`_branch_length`).
+      (hit-or-miss patterns, see :func:`_lengths`).
    e. *Graph*: nodes are the branches holding an end pixel and the
       intersections; a branch with an end joins each intersection it touches;
       two intersections touching the same branch are joined by it, and if
