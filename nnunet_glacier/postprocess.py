@@ -21,6 +21,17 @@ Three routes lead from a network's output to a front:
 :func:`route_front_and_zones` runs a route with its :class:`PostprocessSettings`
 for evaluation and detection alike; :func:`choose_route` picks a model's route.
 
+No-data. Given a scene's no-data mask (``nodata``: ``True`` where the scene
+has no data), the routes keep every front pixel more than
+:data:`EDGE_MARGIN_PX` pixels from no-data and from the image border — the
+*edge band* (:func:`edge_band`) is taken out of the map before the front is
+extracted: for zone maps the band becomes NA after the clean-up (so no
+glacier-ocean edge lies in it), for front maps background before the
+skeleton. The clean-up treats no-data pixels as unknown: they join the
+components on either side (a swath edge cutting a fjord does not split
+its ocean or its glacier) and become NA afterwards. Without ``nodata`` the
+routes are exactly CaFFe's (the benchmark's images declare no no-data).
+
 "Short" means ``pixel count <= min_length_m / pixel_size_m`` (a float
 threshold; CaFFe uses 750 m), for 8-connected pieces, in both routes
 (:func:`remove_short_fronts`). Predictions outside a scene's bounding box
@@ -44,12 +55,14 @@ from skimage.morphology import skeletonize
 
 from nnunet_glacier import labels, longest_path
 from nnunet_glacier.caffe import BoundingBox
-from nnunet_glacier.labels import FRONT_CLASS, GLACIER, OCEAN
+from nnunet_glacier.labels import FRONT_CLASS, GLACIER, NA, OCEAN
 
 #: Fronts of at most this length (metres) are dropped (CaFFe reference evaluation).
 MIN_FRONT_LENGTH_M = 750.0
 #: Kernel size (pixels) of the glacier dilation of the fused route.
 FUSED_GLACIER_DILATION_PX = 7
+#: With a no-data mask, front pixels within this distance (pixels) of no-data or the image border are dropped.
+EDGE_MARGIN_PX = 3.0
 
 EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 #: Routes in priority order; a route's name is the task whose prediction it reads (see :mod:`nnunet_glacier.tasks`).
@@ -79,30 +92,71 @@ def remove_short_fronts(front: np.ndarray, min_pixels: float) -> np.ndarray:
     return keep[pieces]
 
 
-def _largest_component(mask: np.ndarray) -> np.ndarray:
-    """The largest 8-connected component of a ``bool`` mask (the first in raster order on ties)."""
-    components, n_components = ndimage.label(mask, structure=EIGHT_CONNECTED)
+def _largest_component(mask: np.ndarray, bridges: np.ndarray | None = None) -> np.ndarray:
+    """The pixels of ``mask`` in its largest 8-connected component (the first in raster order on ties).
+
+    ``bridges`` (``bool``, optional) are pixels that connect components
+    without counting towards their size.
+    """
+    joined = mask if bridges is None else mask | bridges
+    components, n_components = ndimage.label(joined, structure=EIGHT_CONNECTED)
     if n_components == 0:
         return np.zeros(mask.shape, dtype=bool)
-    sizes = np.bincount(components.ravel())
+    sizes = np.bincount(components[mask], minlength=n_components + 1)
     sizes[0] = 0
-    return components == sizes.argmax()
+    return mask & (components == sizes.argmax())
 
 
-def clean_zones(zones: np.ndarray) -> np.ndarray:
+def clean_zones(zones: np.ndarray, nodata: np.ndarray | None = None) -> np.ndarray:
     """CaFFe's zone clean-up; returns a new zone map (classes 0..3, ``uint8``).
 
     1. Every 8-connected component of the non-ocean pixels except the largest
        becomes ocean (fills islands of NA, rock or glacier inside the ocean).
     2. Of the 8-connected ocean components only the largest stays ocean; the
        other ocean pixels become glacier.
+
+    With ``nodata``, no-data pixels belong to neither side: they connect
+    components of both steps, and are NA in the result (see the module doc).
     """
     cleaned = np.array(zones, dtype=np.uint8)
-    non_ocean = cleaned != OCEAN
-    cleaned[non_ocean & ~_largest_component(non_ocean)] = OCEAN
-    ocean = cleaned == OCEAN
-    cleaned[ocean & ~_largest_component(ocean)] = GLACIER
+    known = np.ones(cleaned.shape, dtype=bool) if nodata is None else ~nodata
+    non_ocean = (cleaned != OCEAN) & known
+    cleaned[non_ocean & ~_largest_component(non_ocean, nodata)] = OCEAN
+    ocean = (cleaned == OCEAN) & known
+    cleaned[ocean & ~_largest_component(ocean, nodata)] = GLACIER
+    if nodata is not None:
+        cleaned[nodata] = NA
     return cleaned
+
+
+def edge_band(nodata: np.ndarray, margin_px: float = EDGE_MARGIN_PX) -> np.ndarray:
+    """``bool``: no-data, and pixels within ``margin_px`` of no-data or of the image's outside.
+
+    Distances are Euclidean between pixel centres; a pixel of the first row
+    is 1 px from the outside.
+    """
+    inside = np.pad(~np.asarray(nodata, dtype=bool), 1, constant_values=False)
+    return ndimage.distance_transform_edt(inside)[1:-1, 1:-1] <= margin_px
+
+
+def front_touches_edge(front: np.ndarray, nodata: np.ndarray,
+                       margin_px: float = EDGE_MARGIN_PX) -> tuple[bool, bool]:
+    """Whether a front (``bool``) reaches the edge band along no-data, and along the image border.
+
+    "Reaches" means a front pixel lies within ``margin_px + 1.5`` pixels —
+    next to the band — which is where no-data-aware routes cut fronts that
+    run on into no-data or out of the image.
+    """
+    front = np.asarray(front, dtype=bool)
+    if not front.any():
+        return False, False
+    reach = margin_px + 1.5
+    rows, cols = np.nonzero(front)
+    height, width = front.shape
+    to_border = np.minimum.reduce([rows + 1, height - rows, cols + 1, width - cols])
+    touches_nodata = bool(nodata.any()) and bool(
+        (ndimage.distance_transform_edt(~nodata)[rows, cols] <= reach).any())
+    return touches_nodata, bool((to_border <= reach).any())
 
 
 def front_from_zones(zones: np.ndarray, min_pixels: float) -> np.ndarray:
@@ -114,9 +168,16 @@ def front_from_zones(zones: np.ndarray, min_pixels: float) -> np.ndarray:
     return remove_short_fronts(labels.front_from_zones(zones), min_pixels)
 
 
-def zone_route(zones: np.ndarray, min_pixels: float) -> np.ndarray:
-    """The front of a zone map: :func:`clean_zones`, then :func:`front_from_zones`; returns ``bool``."""
-    return front_from_zones(clean_zones(zones), min_pixels)
+def zone_route(zones: np.ndarray, min_pixels: float, nodata: np.ndarray | None = None) -> np.ndarray:
+    """The front of a zone map: :func:`clean_zones`, then :func:`front_from_zones`; returns ``bool``.
+
+    With ``nodata``, the edge band is NA between the two (see the module doc).
+    """
+    if nodata is None:
+        return front_from_zones(clean_zones(zones), min_pixels)
+    cleaned = clean_zones(zones, nodata)
+    cleaned[edge_band(nodata)] = NA
+    return front_from_zones(cleaned, min_pixels)
 
 
 def fused_to_zones(fused: np.ndarray, dilation_px: int = FUSED_GLACIER_DILATION_PX) -> np.ndarray:
@@ -133,21 +194,25 @@ def fused_to_zones(fused: np.ndarray, dilation_px: int = FUSED_GLACIER_DILATION_
     return zones
 
 
-def fused_route(fused: np.ndarray, min_pixels: float, dilation_px: int = FUSED_GLACIER_DILATION_PX) -> np.ndarray:
+def fused_route(fused: np.ndarray, min_pixels: float, dilation_px: int = FUSED_GLACIER_DILATION_PX,
+                nodata: np.ndarray | None = None) -> np.ndarray:
     """The front of a fused map: :func:`fused_to_zones`, then :func:`zone_route`; returns ``bool``."""
-    return zone_route(fused_to_zones(fused, dilation_px), min_pixels)
+    return zone_route(fused_to_zones(fused, dilation_px), min_pixels, nodata)
 
 
-def front_route(front: np.ndarray, min_pixels: float) -> np.ndarray:
+def front_route(front: np.ndarray, min_pixels: float, nodata: np.ndarray | None = None) -> np.ndarray:
     """The front of a front-task map (0/1, a few pixels wide); returns a one-pixel ``bool`` line.
 
     Skeletonize, keep the longest path through each skeleton piece
     (:func:`longest_paths`), then drop pieces of ``<= min_pixels`` pixels.
     As in the reference, a map that is front everywhere is returned as it is
-    (the reference post-processes only maps with two values).
+    (the reference post-processes only maps with two values). With
+    ``nodata``, the edge band is background before the skeleton.
     """
     front = np.asarray(front) > 0
-    if front.all():
+    if nodata is not None:
+        front &= ~edge_band(nodata)
+    elif front.all():
         return front.copy()
     return remove_short_fronts(longest_paths(skeletonize(front)), min_pixels)
 

@@ -172,3 +172,93 @@ def test_apply_bounding_box_clears_outside_and_none_keeps_all():
     np.testing.assert_array_equal(boxed, expected)
     np.testing.assert_array_equal(postprocess.apply_bounding_box(front, None), front)
     assert front.all()  # input untouched
+
+
+# --- no-data: the edge band, the clean-up across no-data, all three routes ----------------------------------------
+
+def fjord(shape=(40, 60), front_col=30) -> np.ndarray:
+    """Rock walls (top and bottom 5 rows), glacier left of ``front_col``, ocean right of it."""
+    zones = np.full(shape, G, np.uint8)
+    zones[:, front_col:] = O
+    zones[:5], zones[-5:] = R, R
+    return zones
+
+
+def distance_to_edge(nodata: np.ndarray) -> np.ndarray:
+    return ndimage.distance_transform_edt(np.pad(~nodata, 1))[1:-1, 1:-1]
+
+
+def test_edge_band_is_within_the_margin_of_nodata_and_the_border():
+    nodata = np.zeros((12, 14), bool)
+    nodata[5, 7] = True
+    band = postprocess.edge_band(nodata, margin_px=2.0)
+    assert band[0].all() and band[1].all() and not band[2, 3:-3].any()  # rows 0, 1: 1 and 2 px from the outside
+    assert band[5, 5:10].all() and band[3, 7] and not band[5, 4] and not band[2, 7]  # 2 px around the pixel
+
+
+def test_nodata_along_the_swath_edge_makes_no_false_front():
+    zones = fjord()
+    nodata = np.zeros(zones.shape, bool)
+    nodata[:, 52:] = True  # outside the swath
+    zones[:, 52:] = G  # ... which the network took for glacier
+    plain = postprocess.zone_route(zones, min_pixels=0)
+    assert plain[:, 51].sum() == 30  # CaFFe's route: a false front along the swath edge
+    aware = postprocess.zone_route(zones, min_pixels=0, nodata=nodata)
+    assert aware.any() and (distance_to_edge(nodata)[aware] > postprocess.EDGE_MARGIN_PX).all()
+    np.testing.assert_array_equal(np.argwhere(aware)[:, 1], 30)  # only the real front, in column 30
+    assert (postprocess.clean_zones(zones, nodata)[nodata] == N).all()
+
+
+def test_nodata_gap_across_the_fjord_does_not_split_its_ocean():
+    zones = fjord()
+    nodata = np.zeros(zones.shape, bool)
+    nodata[:, 44:48] = True  # a gap between two swaths, across the ocean
+    zones[:, 44:48] = G
+    assert (postprocess.clean_zones(zones)[5:-5, 48:] == G).all()  # CaFFe's clean-up: the far ocean turns glacier
+    cleaned = postprocess.clean_zones(zones, nodata)
+    assert (cleaned[5:-5, 48:] == O).all() and (cleaned[nodata] == N).all()
+    np.testing.assert_array_equal(np.argwhere(postprocess.zone_route(zones, 0, nodata=nodata))[:, 1], 30)
+
+
+def test_front_running_into_nodata_and_the_border_is_cut_short_and_flagged():
+    zones = fjord(front_col=30)
+    zones[:5] = zones[-5:] = zones[20]  # no rock walls: the front runs from the top border to the bottom one
+    nodata = np.zeros(zones.shape, bool)
+    nodata[30:, :] = True  # a no-data band over the lower part
+    front = postprocess.zone_route(zones, min_pixels=0, nodata=nodata)
+    rows = np.nonzero(front)[0]
+    assert rows.min() == 3 and rows.max() == 26  # 3 px from the top border and from the no-data
+    assert postprocess.front_touches_edge(front, nodata) == (True, True)
+    inner = np.zeros(zones.shape, bool)
+    inner[10:20, 30] = True
+    assert postprocess.front_touches_edge(inner, nodata) == (False, False)
+
+
+def test_fused_and_front_routes_respect_nodata():
+    fused = fjord()
+    fused[:, 29:32] = F
+    nodata = np.zeros(fused.shape, bool)
+    nodata[:, 50:] = True
+    fused[:, 50:] = G
+    front = postprocess.fused_route(fused, min_pixels=0, nodata=nodata)
+    assert front.any() and (distance_to_edge(nodata)[front] > postprocess.EDGE_MARGIN_PX).all()
+    assert not front[:, 45:].any()
+    band = np.zeros((40, 60), np.uint8)
+    band[:, 28:33] = 1  # a front band from the top to the bottom border
+    nodata = np.zeros(band.shape, bool)
+    nodata[:10] = True
+    line = postprocess.front_route(band, min_pixels=0, nodata=nodata)
+    assert line.any() and (distance_to_edge(nodata)[line] > postprocess.EDGE_MARGIN_PX).all()
+
+
+def test_nodata_aware_route_only_trims_the_border_of_a_scene_without_nodata():
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        zones = ndimage.zoom(rng.integers(0, 4, (6, 8)), 5, order=0).astype(np.uint8)
+        zones[rng.random(zones.shape) < 0.05] = rng.integers(0, 4)
+        empty = np.zeros(zones.shape, bool)
+        np.testing.assert_array_equal(postprocess.clean_zones(zones, empty), postprocess.clean_zones(zones))
+        aware, plain = postprocess.zone_route(zones, 0, nodata=empty), postprocess.zone_route(zones, 0)
+        distance = distance_to_edge(empty)  # only the image border: CaFFe's front away from it stays
+        assert not (aware & ~plain).any() and (distance[aware] > postprocess.EDGE_MARGIN_PX).all()
+        assert aware[plain & (distance > postprocess.EDGE_MARGIN_PX + 1)].all()
