@@ -443,6 +443,69 @@ def _add_detect_commands(commands: argparse._SubParsersAction) -> None:
     retreat.set_defaults(handler=_cmd_retreat)
 
 
+def _cmd_model_export(args: argparse.Namespace) -> int:
+    from nnunet_glacier.models import export_model
+
+    card = export_model(args.model_dir, args.zip, folds=args.folds, name=args.name)
+    print(f"wrote {args.zip}: model {card['name']!r}, folds {card['folds']}, tasks {', '.join(card['tasks'])}")
+    return 0
+
+
+def _cmd_model_install(args: argparse.Namespace) -> int:
+    from nnunet_glacier.models import install_model, is_url, resolve_model
+
+    source = str(args.source)
+    folder = resolve_model(source) if is_url(source) else install_model(args.source, name=args.name,
+                                                                         force=args.force)
+    print(f"installed {folder.parent.parent.name} -> {folder}; use it with: nnunet-glacier detect "
+          f"-m {folder.parent.parent.name}")
+    return 0
+
+
+def _cmd_model_list(args: argparse.Namespace) -> int:
+    import json
+
+    from nnunet_glacier.models import CARD_JSON, installed_models, models_dir
+
+    installed = installed_models()
+    print(f"{len(installed)} models installed in {models_dir()}")
+    for name, folder in installed.items():
+        card = json.loads((folder / CARD_JSON).read_text()) if (folder / CARD_JSON).is_file() else {}
+        experiment = (card.get("experiment") or {}).get("name", "?")
+        print(f"{name}: experiment {experiment}, tasks {', '.join(card.get('tasks', ['?']))}, "
+              f"folds {card.get('folds', '?')}  ({folder})")
+    return 0
+
+
+def _add_model_commands(commands: argparse._SubParsersAction) -> None:
+    model = commands.add_parser(
+        "model", help="share trained models: export to a zip with a model card, install, list",
+        description="Trained models as files, in nnU-Net's zip layout (nnUNetv2_install_pretrained_model_from_zip "
+                    "reads them too) plus a model card. Installed models live in $NNUNET_GLACIER_HOME/models "
+                    "(default ~/.cache/nnunet_glacier/models) and `detect -m NAME` finds them.")
+    actions = model.add_subparsers(dest="action", metavar="ACTION", required=True)
+    export = actions.add_parser("export", help="write a trained model folder as an installable zip",
+                                description="Write plans, dataset description, final checkpoints and validation "
+                                            "summaries of MODEL_DIR, with model_card.json/.md, into a zip.")
+    export.add_argument("model_dir", type=Path, metavar="MODEL_DIR",
+                        help="the model's nnU-Net results folder, <results>/<Dataset>/<Trainer__Plans__Config>")
+    export.add_argument("zip", type=Path, metavar="ZIP", help="the zip to write")
+    export.add_argument("--folds", type=int, nargs="+", default=None, metavar="K",
+                        help="folds to export (default: every trained fold)")
+    export.add_argument("--name", default=None, help="the model's name (default: the zip's file name)")
+    export.set_defaults(handler=_cmd_model_export)
+    install = actions.add_parser("install", help="install a model zip (or URL#sha256=...) under a name",
+                                 description="Check and unpack a model zip into the model store; installing the "
+                                             "same zip again does nothing. A URL needs its checksum, "
+                                             "URL#sha256=<hex>, and is downloaded once into the cache.")
+    install.add_argument("source", metavar="ZIP_OR_URL", help="a model zip, or URL#sha256=<64 hex digits>")
+    install.add_argument("--name", default=None, help="install under this name (default: the zip's file name)")
+    install.add_argument("--force", action="store_true", help="replace another model installed under the name")
+    install.set_defaults(handler=_cmd_model_install)
+    listing = actions.add_parser("list", help="the installed models", description="List the installed models.")
+    listing.set_defaults(handler=_cmd_model_list)
+
+
 def _cmd_slurm(args: argparse.Namespace) -> int:
     from nnunet_glacier.experiments import select
     from nnunet_glacier.slurm import ClusterSettings, write_slurm_jobs
@@ -617,6 +680,7 @@ def build_parser() -> argparse.ArgumentParser:
     trainer_path.set_defaults(handler=_cmd_trainer_path)
 
     _add_detect_commands(commands)
+    _add_model_commands(commands)
     _add_plot_commands(commands)
     return parser
 
