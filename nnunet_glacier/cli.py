@@ -370,25 +370,37 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:
-    from nnunet_glacier.detect import detect
+    from nnunet_glacier.detect import FRONTS_GPKG, OutputOptions, detect
     from nnunet_glacier.geo import list_scenes
+    from nnunet_glacier.models import resolve_model
     from nnunet_glacier.postprocess import PostprocessSettings
     from nnunet_glacier.quality import QUALITY_CSV, QualitySettings
 
     scenes = list_scenes(args.input)
+    args.model = resolve_model(args.model)
     predictor = _predictor(args)
     report = detect(predictor, scenes, args.output, pixel_size_m=args.pixel_size,
                     default_pixel_size_m=args.default_pixel_size, glacier=args.glacier,
                     settings=PostprocessSettings(min_length_m=args.min_length_m),
                     quality=QualitySettings(length_factor=args.length_factor,
-                                            max_disagreement=args.max_disagreement))
-    return _finish_run(report, f"folds {predictor.folds}", f"-> {args.output} (flags: {args.output / QUALITY_CSV})")
+                                            max_disagreement=args.max_disagreement),
+                    options=OutputOptions(uncertainty=args.uncertainty, rfc7946=args.rfc7946),
+                    zero_border=not args.zeros_are_data)
+    return _finish_run(report, f"folds {predictor.folds}",
+                       f"-> {args.output} (fronts: {args.output / FRONTS_GPKG}, flags: {args.output / QUALITY_CSV})")
 
 
 def _cmd_retreat(args: argparse.Namespace) -> int:
     from nnunet_glacier.retreat import retreat
 
-    written = retreat(args.out_dir, glacier=args.glacier, centreline=args.centreline, dest=args.output)
+    if args.box is not None and args.centreline is not None:
+        print("error: give a box or a centre line, not both", file=sys.stderr)
+        return 2
+    if args.centreline is not None and args.box_width is None:
+        print("error: --centreline needs --box-width (the width of the box along it, metres)", file=sys.stderr)
+        return 2
+    written = retreat(args.out_dir, glacier=args.glacier, box=args.box, centreline=args.centreline,
+                      box_width_m=args.box_width, dest=args.output)
     for glacier, paths in written.items():
         print(f"{glacier}: " + ", ".join(str(p) for p in paths))
     return 0
@@ -398,14 +410,18 @@ def _add_detect_commands(commands: argparse._SubParsersAction) -> None:
     defaults = QualitySettings()
     min_length_m = base_evaluation().front_min_length_m
     detect = commands.add_parser(
-        "detect", help="fronts for new scenes: GeoTIFF/PNG in, georeferenced masks, GeoJSON lines, quality flags",
-        description="Run a trained model (the fold ensemble) over PNG or GeoTIFF scenes. Per scene: zone and "
-                    "front masks (GeoTIFF with the input's CRS when georeferenced, else PNG), the front as "
-                    "GeoJSON LineStrings in order along it, an overlay PNG; for the folder: quality.csv "
-                    "flagging scenes to check by hand. Scenes already done are skipped; a failing scene is "
-                    "reported (exit code 1) and the others finish.")
-    detect.add_argument("-m", "--model", type=Path, required=True,
-                        help="a trained model: an nnU-Net results folder holding fold_K/checkpoint_final.pth")
+        "detect", help="fronts for new scenes: GeoTIFF/PNG in, COGs, fronts.gpkg, GeoJSON lines, quality flags",
+        description="Run a trained model (the fold ensemble) over PNG or GeoTIFF scenes, no-data aware. Per "
+                    "scene: zone and front rasters (Cloud-Optimized GeoTIFF with the input's CRS, nodata, colour "
+                    "table and class names when georeferenced, else PNG), optionally an uncertainty raster, the "
+                    "front as GeoJSON LineStrings in order along it, an overlay PNG; for the folder: fronts.gpkg "
+                    "(every scene's front with its date, glacier and flags) and quality.csv flagging scenes to "
+                    "check by hand. Scenes already done are skipped; a failing scene is reported (exit code 1) "
+                    "and the others finish.")
+    detect.add_argument("-m", "--model", required=True, metavar="MODEL",
+                        help="a trained model: an nnU-Net results folder holding fold_K/checkpoint_final.pth, a "
+                             "model zip (`nnunet-glacier model export`), the name of an installed model, or "
+                             "URL#sha256=<hex> (downloaded once)")
     detect.add_argument("-i", "--input", type=Path, required=True,
                         help="a scene (.png, .tif, .tiff) or a folder of them")
     detect.add_argument("-o", "--output", type=Path, required=True, help="output folder")
@@ -426,18 +442,34 @@ def _add_detect_commands(commands: argparse._SubParsersAction) -> None:
     detect.add_argument("--max-disagreement", type=float, default=defaults.max_disagreement,
                         help="flag scenes whose folds disagree more than this along the front, 0..1 "
                              f"(default: {defaults.max_disagreement:g})")
+    detect.add_argument("--uncertainty", action="store_true",
+                        help="also write <stem>_uncertainty.tif: per pixel the normalised entropy of the "
+                             "ensemble's class probabilities, 0 = certain .. 1 = all classes equally likely")
+    detect.add_argument("--rfc7946", action="store_true",
+                        help="write the per-scene GeoJSON as RFC 7946 (WGS84 longitude, latitude) instead of in "
+                             "the scene's CRS (fronts.gpkg always keeps the scene's CRS)")
+    detect.add_argument("--zeros-are-data", action="store_true",
+                        help="keep zero-valued regions touching the image border as data (by default they are "
+                             "the zero fill of swath borders, i.e. no-data)")
     detect.set_defaults(handler=_cmd_detect)
 
     retreat = commands.add_parser(
         "retreat", help="front time series of a detect folder: fronts by date, position change over time",
-        description="Per glacier of a detect output folder: all fronts coloured by date over the latest scene, "
-                    "and the front position change over time along a centre line (--centreline) or the mean "
-                    "front-normal direction. Writes <glacier>_fronts.png/pdf, <glacier>_position.csv and "
+        description="Per glacier of a detect output folder: all fronts coloured by date over the latest scene "
+                    "(map coordinates), and the front position change over time measured with the rectilinear "
+                    "box method (--box, or --centreline with --box-width), else along the mean normal of the "
+                    "front inside the fjord. Writes <glacier>_fronts.png/pdf, <glacier>_position.csv and "
                     "<glacier>_position.png/pdf.")
     retreat.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="a folder written by `nnunet-glacier detect`")
+    retreat.add_argument("--box", type=Path, default=None, metavar="FILE",
+                         help="a rectangle across the fjord whose first edge (first to second vertex) is its "
+                              "upstream edge: the first Polygon of a vector file (GeoJSON, GeoPackage, ...) or a CSV "
+                              "with x,y columns of its corners")
     retreat.add_argument("--centreline", type=Path, default=None, metavar="FILE",
-                         help="glacier centre line, upstream to ocean, in the scenes' coordinates: GeoJSON "
-                              "LineString or CSV with x,y columns (default: the mean front-normal direction)")
+                         help="glacier centre line drawn from upstream towards the ocean (a LineString, or a CSV "
+                              "with x,y columns): the box is the rectangle along it, --box-width wide")
+    retreat.add_argument("--box-width", type=float, default=None, metavar="METRES",
+                         help="width of the box along --centreline, across the fjord (needed with --centreline)")
     retreat.add_argument("--glacier", default=None, help="only this glacier (code or name; default: all)")
     retreat.add_argument("-o", "--output", type=Path, default=None, help="output folder (default: OUT_DIR/retreat)")
     retreat.set_defaults(handler=_cmd_retreat)

@@ -3,8 +3,8 @@
 A :class:`GeoScene` is one input scene as the network sees it — a 2-D
 ``uint8`` grey image — plus what places it on the ground: the coordinate
 reference system (CRS) and the affine pixel-to-map transform of a GeoTIFF
-(``None`` for PNGs and TIFFs without georeferencing), and the pixel size in
-metres.
+(``None`` for PNGs and TIFFs without georeferencing), the pixel size in
+metres, and where the scene has no data.
 
 Conventions:
 
@@ -14,17 +14,34 @@ Conventions:
 - Front lines are written in the scene's CRS when it is georeferenced, and
   in pixel coordinates ``(x, y) = (column + 0.5, row + 0.5)`` (y pointing
   down) otherwise.
+- CRSs travel as full WKT, so a projection without an EPSG code (a custom
+  polar stereographic grid, say) reaches every output unchanged.
 - Grey values: 8-bit inputs are used as they are (CaFFe images are 8-bit);
   16-bit, float and other inputs (e.g. calibrated backscatter in dB) are
-  stretched linearly from their 0.5th..99.5th percentile to 1..255, no-data
-  pixels become 0 (CaFFe's no-information value), with a warning.
+  stretched linearly from their 0.5th..99.5th percentile (of the pixels with
+  data) to 1..255, with a warning. No-data pixels become 0 (CaFFe's
+  no-information value).
+- No-data (:attr:`GeoScene.nodata`, ``True`` where a pixel has no data) is,
+  for GeoTIFFs, what GDAL masks — the declared nodata value, an internal
+  mask band or an alpha band — plus NaN and +-inf in float rasters; and, for
+  every scene, the zero fill of swath borders: zero-valued pixels in a
+  4-connected zero region that touches the image border and covers at least
+  :data:`ZERO_BORDER_MIN_FRACTION` of the image (Sentinel-1 and other
+  processors fill the area outside the swath with 0; a dark sea rarely
+  quantises to a border-touching zero region that large). ``zero_border=False``
+  keeps such regions as data. Inside the image, isolated zeros stay data.
+
+Outputs: rasters go through :func:`write_raster` (Cloud-Optimized GeoTIFF
+with declared nodata, colour table and class names; PNG for scenes without
+georeferencing), vectors through :func:`write_front_geojson` (one scene) and
+:func:`write_geopackage` (all scenes of a run).
 """
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +61,8 @@ STRETCH_PERCENTILES = (0.5, 99.5)
 SQUARE_TOLERANCE = 0.01
 #: A given pixel size differing from a GeoTIFF transform's by more than this fraction is reported.
 PIXEL_SIZE_TOLERANCE = 0.01
+#: A zero region touching the image border is no-data when it covers at least this fraction of the image.
+ZERO_BORDER_MIN_FRACTION = 0.001
 
 _DATE = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?!\d)")
 
@@ -58,6 +77,8 @@ class GeoScene:
     ``"option"`` (given for every scene), ``"transform"``, ``"name"`` or
     ``"default"`` (given for scenes without one; see :func:`read_scene`). ``name``: the parsed
     CaFFe name when the file follows CaFFe's naming, else ``None``.
+    ``nodata``: ``bool``, ``True`` where the scene has no data (see the
+    module doc); ``None`` when every pixel has data.
     """
 
     path: Path
@@ -67,6 +88,12 @@ class GeoScene:
     pixel_size_m: float
     pixel_size_source: str
     name: SceneName | None
+    nodata: np.ndarray | None = None
+
+    @property
+    def nodata_mask(self) -> np.ndarray:
+        """``bool`` of the image's shape, ``True`` where the scene has no data."""
+        return np.zeros(self.image.shape, dtype=bool) if self.nodata is None else self.nodata
 
     @property
     def stem(self) -> str:
@@ -121,22 +148,23 @@ def list_scenes(source: str | Path, suffixes: tuple[str, ...] = SCENE_SUFFIXES) 
     return scenes
 
 
-def read_scene(path: str | Path, *, pixel_size_m: float | None = None,
-               default_pixel_size_m: float | None = None) -> GeoScene:
-    """Read a PNG or GeoTIFF scene.
+def read_scene(path: str | Path, *, pixel_size_m: float | None = None, default_pixel_size_m: float | None = None,
+               zero_border: bool = True) -> GeoScene:
+    """Read a PNG or GeoTIFF scene, with its no-data (see the module doc; ``zero_border`` as there).
 
     The pixel size (metres) is ``pixel_size_m`` when given (the ``--pixel-size``
     option: it wins, with a warning when a projected GeoTIFF's transform says
     otherwise by more than :data:`PIXEL_SIZE_TOLERANCE`); else the GeoTIFF
     transform's when the CRS is projected; else a CaFFe-style file name's;
     else ``default_pixel_size_m`` (``--default-pixel-size``). If none applies
-    an :class:`InputError` names the file; unreadable files raise it too.
+    an :class:`InputError` names the file; unreadable files raise it too, and
+    so does a raster without any pixel with data.
     """
     path = Path(path)
     if path.suffix.lower() in GEOTIFF_SUFFIXES:
-        image, crs, transform = _read_geotiff(path)
+        band, crs, transform = _read_geotiff(path)
     elif path.suffix.lower() in PNG_SUFFIXES:
-        image, crs, transform = read_grey(path), None, None
+        band, crs, transform = np.ma.masked_array(read_grey(path), mask=False), None, None
     else:
         raise InputError(path, f"unsupported scene format {path.suffix!r}; use {', '.join(SCENE_SUFFIXES)}")
     try:
@@ -144,10 +172,14 @@ def read_scene(path: str | Path, *, pixel_size_m: float | None = None,
     except InputError:
         name = None
     size, source = _pixel_size(path, crs, transform, name, pixel_size_m, default_pixel_size_m)
-    return GeoScene(path, image, crs, transform, size, source, name)
+    nodata = nodata_mask(band, zero_border)
+    if nodata.all():
+        raise InputError(path, "raster holds no pixel with data (all no-data)")
+    return GeoScene(path, to_grey_8bit(band, nodata, path), crs, transform, size, source, name,
+                    nodata if nodata.any() else None)
 
 
-def _read_geotiff(path: Path) -> tuple[np.ndarray, Any, Any]:
+def _read_geotiff(path: Path) -> tuple[np.ma.MaskedArray, Any, Any]:
     import rasterio
     from rasterio.errors import NotGeoreferencedWarning, RasterioError
 
@@ -171,16 +203,42 @@ def _read_geotiff(path: Path) -> tuple[np.ndarray, Any, Any]:
                           f"(warp the scene to a map projection first, e.g. with gdalwarp)", ConversionWarning,
                           stacklevel=3)
         transform = None
-    return to_grey_8bit(band, path), crs, transform
+    return band, crs, transform
 
 
-def to_grey_8bit(band: np.ma.MaskedArray, path: Path) -> np.ndarray:
-    """A raster band as 2-D ``uint8``: 8-bit unchanged; otherwise stretched, no-data -> 0 (see module doc)."""
-    valid = ~np.ma.getmaskarray(band) & np.isfinite(np.ma.getdata(band))
+def nodata_mask(band: np.ma.MaskedArray, zero_border: bool = True) -> np.ndarray:
+    """``True`` where a band has no data: masked, not finite, or (``zero_border``) zero fill at the border.
+
+    See the module doc for the zero-border rule.
+    """
+    values = np.ma.getdata(band)
+    nodata = np.ma.getmaskarray(band).copy()
+    if np.issubdtype(values.dtype, np.floating):
+        nodata |= ~np.isfinite(values)
+    if zero_border:
+        nodata |= border_zeros(np.where(nodata, 1, values) == 0)
+    return nodata
+
+
+def border_zeros(zero: np.ndarray, min_fraction: float = ZERO_BORDER_MIN_FRACTION) -> np.ndarray:
+    """The 4-connected regions of ``zero`` (``bool``) that touch the image border and cover ``>= min_fraction``."""
+    from scipy import ndimage
+
+    regions, _ = ndimage.label(zero)
+    edge = np.unique(np.concatenate([regions[0], regions[-1], regions[:, 0], regions[:, -1]]))
+    sizes = np.bincount(regions.ravel())
+    keep = np.zeros(len(sizes), dtype=bool)
+    keep[edge] = True
+    keep &= sizes >= min_fraction * zero.size
+    keep[0] = False
+    return keep[regions]
+
+
+def to_grey_8bit(band: np.ma.MaskedArray, nodata: np.ndarray, path: Path) -> np.ndarray:
+    """A raster band as 2-D ``uint8``: 8-bit unchanged; otherwise stretched (see module doc); no-data -> 0."""
+    valid = ~nodata
     if band.dtype == np.uint8:
         return np.where(valid, np.ma.getdata(band), 0).astype(np.uint8)
-    if not valid.any():
-        raise InputError(path, "raster holds no valid pixels (all no-data)")
     values = np.ma.getdata(band).astype(np.float64)
     low, high = np.percentile(values[valid], STRETCH_PERCENTILES)
     warnings.warn(f"{path}: {band.dtype} raster stretched from {low:g}..{high:g} to 1..255 "
@@ -230,30 +288,62 @@ def mask_path(out_dir: Path, scene: GeoScene, suffix: str) -> Path:
     return out_dir / f"{scene.stem}{suffix}{'.tif' if scene.georeferenced else '.png'}"
 
 
-def write_mask(path: str | Path, mask: np.ndarray, scene: GeoScene) -> Path:
-    """Write a ``uint8`` mask of the scene's shape atomically: GeoTIFF with its CRS and transform, or PNG."""
+def write_raster(path: str | Path, array: np.ndarray, scene: GeoScene, *, nodata: float | None = None,
+                 colours: dict[int, tuple[int, int, int, int]] | None = None,
+                 class_names: dict[int, str] | None = None, description: str = "") -> Path:
+    """Write a 2-D raster on the scene's pixel grid, atomically; every raster output goes through here.
+
+    ``.tif``: a Cloud-Optimized GeoTIFF (GDAL's COG driver: 512 px tiles,
+    deflate compression, internal overviews once the raster exceeds a tile —
+    nearest-neighbour for class rasters, i.e. those with ``colours``,
+    averaged otherwise) carrying the scene's CRS as full WKT and its
+    transform when it is georeferenced; ``nodata`` is the declared nodata
+    value, ``colours`` (value -> RGBA 0..255) the colour table of an
+    ``uint8`` class raster, ``class_names`` (value -> name) are stored as
+    band metadata items ``CLASS_<value>``, ``description`` as the band
+    description. ``.png``: an 8-bit PNG of the values (PNG holds no
+    georeferencing, nodata or colours; only for scenes without
+    georeferencing). Returns ``path``.
+    """
     path = Path(path)
-    if np.shape(mask) != scene.image.shape:
-        raise ValueError(f"{path}: mask of shape {np.shape(mask)} does not match the scene's {scene.image.shape}")
+    array = np.asarray(array)
+    if array.shape != scene.image.shape:
+        raise ValueError(f"{path}: raster of shape {array.shape} does not match the scene's {scene.image.shape}")
     if path.suffix.lower() in PNG_SUFFIXES:
-        write_png(path, np.asarray(mask, dtype=np.uint8))
+        write_png(path, array.astype(np.uint8))
         return path
     import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
 
-    with atomic_path(path) as tmp:
-        with rasterio.open(tmp, "w", driver="GTiff", width=mask.shape[1], height=mask.shape[0], count=1,
-                           dtype="uint8", crs=scene.crs, transform=scene.transform, compress="deflate") as dst:
-            dst.write(np.asarray(mask, dtype=np.uint8), 1)
+    options = {"compress": "deflate", "blocksize": 512, "resampling": "nearest" if colours else "average"}
+    if np.issubdtype(array.dtype, np.floating):
+        options["predictor"] = "floating_point"
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(tmp, "w", driver="COG", width=array.shape[1], height=array.shape[0], count=1,
+                           dtype=array.dtype, crs=scene.crs, transform=scene.transform, nodata=nodata,
+                           **options) as dst:
+            dst.write(array, 1)
+            if colours:
+                dst.write_colormap(1, colours)
+            if class_names:
+                dst.update_tags(1, **{f"CLASS_{value}": name for value, name in class_names.items()})
+            if description:
+                dst.set_band_description(1, description)
     return path
 
 
-def front_lines(paths: list[np.ndarray], scene: GeoScene) -> list[np.ndarray]:
-    """Ordered front pixel paths (``(n, 2)`` ``(row, col)``) as ``(n, 2)`` ``(x, y)`` lines in the scene's CRS.
+def pixel_lines(paths: list[np.ndarray]) -> list[np.ndarray]:
+    """Ordered front pixel paths (``(n, 2)`` ``(row, col)``) as ``(n, 2)`` ``(x, y)`` lines of pixel centres.
 
-    Vertices are pixel centres; paths of fewer than two pixels are left out
-    (a line needs two vertices).
+    Paths of fewer than two pixels are left out (a line needs two vertices).
     """
-    return [scene.pixel_to_map(path[:, ::-1] + 0.5) for path in paths if len(path) >= 2]
+    return [path[:, ::-1] + 0.5 for path in paths if len(path) >= 2]
+
+
+def front_lines(paths: list[np.ndarray], scene: GeoScene) -> list[np.ndarray]:
+    """Ordered front pixel paths as ``(n, 2)`` ``(x, y)`` lines in the scene's CRS (see :func:`pixel_lines`)."""
+    return [scene.pixel_to_map(line) for line in pixel_lines(paths)]
 
 
 def line_length_m(line: np.ndarray, scene: GeoScene) -> float:
@@ -272,45 +362,124 @@ def map_to_pixel(xy: np.ndarray, transform: Any) -> np.ndarray:
     return apply_affine(~transform, xy)
 
 
+def crs_epsg(crs: Any) -> int | None:
+    """The EPSG code of a CRS only if that code's CRS equals it exactly, else ``None`` (then use its WKT)."""
+    from rasterio.crs import CRS
+
+    code = crs.to_epsg()
+    return code if code is not None and CRS.from_epsg(code) == crs else None
+
+
+def crs_name(crs_wkt: str) -> str:
+    """A short name of a CRS given as WKT: ``EPSG:<code>`` when that code describes it exactly, else its name
+    (or, for an unnamed projected CRS, its projection method)."""
+    from pyproj import CRS as ProjCRS
+    from rasterio.crs import CRS
+
+    code = crs_epsg(CRS.from_wkt(crs_wkt))
+    if code is not None:
+        return f"EPSG:{code}"
+    crs = ProjCRS.from_wkt(crs_wkt)
+    if crs.name.lower() == "unknown" and crs.coordinate_operation is not None:
+        return crs.coordinate_operation.method_name
+    return crs.name
+
+
 def crs_description(scene: GeoScene) -> dict[str, Any]:
-    """The scene's coordinate system for JSON: ``{"kind": "crs", "epsg", "wkt"}`` or ``{"kind": "pixel"}``."""
+    """The scene's coordinate system for JSON: ``{"kind": "crs", "epsg", "wkt"}`` or ``{"kind": "pixel"}``.
+
+    ``wkt`` is the full WKT (it defines the CRS); ``epsg`` is informative,
+    ``None`` when no EPSG code describes the CRS exactly.
+    """
     if not scene.georeferenced:
         return {"kind": "pixel"}
-    return {"kind": "crs", "epsg": scene.crs.to_epsg(), "wkt": scene.crs.to_wkt()}
+    return {"kind": "crs", "epsg": crs_epsg(scene.crs), "wkt": scene.crs.to_wkt()}
+
+
+def to_lon_lat(lines: list[np.ndarray], crs: Any) -> list[np.ndarray]:
+    """Lines in ``crs`` as WGS84 longitude, latitude (degrees)."""
+    from pyproj import Transformer
+
+    transformer = Transformer.from_crs(crs.to_wkt(), "EPSG:4326", always_xy=True)
+    return [np.column_stack(transformer.transform(line[:, 0], line[:, 1])) for line in lines]
 
 
 def write_front_geojson(path: str | Path, lines: list[np.ndarray], scene: GeoScene,
-                        properties: dict[str, Any]) -> None:
+                        properties: dict[str, Any], *, rfc7946: bool = False) -> None:
     """Write front lines as a GeoJSON FeatureCollection of LineStrings, atomically.
 
     One feature per front segment with ``properties`` plus ``segment`` and
-    ``length_m``. Georeferenced scenes carry the (GDAL-read) named ``crs``
-    member when the CRS has an EPSG code, and ``crs_wkt`` always; other
-    scenes are in pixel coordinates and say so in ``coordinates``.
+    ``length_m``. Georeferenced scenes are written in their CRS, named in the
+    (pre-RFC 7946) ``crs`` member that GDAL reads: an EPSG URN when an EPSG
+    code describes the CRS exactly, else its full WKT — or, with
+    ``rfc7946``, as RFC 7946 GeoJSON in WGS84 longitude, latitude (7
+    decimals, about 1 cm) without a ``crs`` member. Scenes without
+    georeferencing are in pixel coordinates and say so in ``coordinates``.
     """
-    features = [{
-        "type": "Feature",
-        "properties": {**properties, "segment": index, "length_m": round(line_length_m(line, scene), 3)},
-        "geometry": {"type": "LineString", "coordinates": np.round(line, 6).tolist()},
-    } for index, line in enumerate(lines)]
+    lengths = [round(line_length_m(line, scene), 3) for line in lines]
     collection: dict[str, Any] = {"type": "FeatureCollection", "name": scene.stem}
-    system = crs_description(scene)
-    if system["kind"] == "crs":
-        if system["epsg"] is not None:
-            collection["crs"] = {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{system['epsg']}"}}
-        collection["crs_wkt"] = system["wkt"]
-    else:
+    if not scene.georeferenced:
         collection["coordinates"] = "pixel (x = column + 0.5, y = row + 0.5, y down)"
-    collection["features"] = features
+        digits = 6
+    elif rfc7946:
+        lines, digits = to_lon_lat(lines, scene.crs), 7
+    else:
+        code = crs_epsg(scene.crs)
+        name = f"urn:ogc:def:crs:EPSG::{code}" if code is not None else scene.crs.to_wkt()
+        collection["crs"] = {"type": "name", "properties": {"name": name}}
+        digits = 6
+    collection["features"] = [{
+        "type": "Feature",
+        "properties": {**properties, "segment": index, "length_m": length},
+        "geometry": {"type": "LineString", "coordinates": np.round(line, digits).tolist()},
+    } for index, (line, length) in enumerate(zip(lines, lengths))]
     write_json(path, collection)
 
 
-def read_front_geojson(path: str | Path) -> list[np.ndarray]:
-    """The LineStrings of a front GeoJSON written by :func:`write_front_geojson`, as ``(n, 2)`` arrays."""
-    path = Path(path)
-    try:
-        collection = json.loads(path.read_text())
-        return [np.asarray(f["geometry"]["coordinates"], dtype=np.float64).reshape(-1, 2)
-                for f in collection["features"]]
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise InputError(path, f"not a front GeoJSON ({err})") from err
+#: GeoPackage field types of :class:`VectorLayer` columns -> the numpy dtype written.
+FIELD_DTYPES = {"str": object, "float": np.float64, "int": np.int64, "bool": bool, "date": "datetime64[D]"}
+
+
+@dataclass(frozen=True)
+class VectorLayer:
+    """One GeoPackage layer: ``columns`` name -> type (a key of :data:`FIELD_DTYPES`), one row per feature.
+
+    ``rows`` hold the attribute values (``None`` = null; dates as ISO text or
+    ``datetime.date``); ``geometries`` are shapely geometries (``None`` =
+    no geometry); ``crs_wkt`` is the layer's CRS as WKT, ``None`` for pixel
+    coordinates.
+    """
+
+    name: str
+    crs_wkt: str | None
+    columns: dict[str, str]
+    rows: list[dict[str, Any]]
+    geometries: list[Any]
+    geometry_type: str = "MultiLineString"
+
+
+def _field(values: list[Any], kind: str) -> np.ndarray:
+    if kind == "float":
+        return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    if kind == "date":
+        return np.array(["NaT" if v is None else str(v) for v in values], dtype="datetime64[D]")
+    if kind in ("int", "bool") and None in values:
+        raise ValueError(f"{kind} fields cannot be null")
+    return np.array(values, dtype=FIELD_DTYPES[kind])
+
+
+def write_geopackage(path: str | Path, layers: Sequence[VectorLayer]) -> None:
+    """Write layers into a new GeoPackage (via GDAL, pyogrio), atomically; an empty layer keeps its schema."""
+    import shapely
+    from pyogrio.raw import write
+
+    with atomic_path(path) as tmp:
+        tmp.unlink()  # GDAL creates the file
+        for layer in layers:
+            geometry = np.array(shapely.to_wkb(layer.geometries), dtype=object) if layer.geometries else \
+                np.array([], dtype=object)
+            fields = [_field([row[c] for row in layer.rows], kind) for c, kind in layer.columns.items()]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # pyogrio's "no crs" warning for pixel layers
+                write(tmp, geometry=geometry, field_data=fields, fields=list(layer.columns), layer=layer.name,
+                      driver="GPKG", crs=layer.crs_wkt, geometry_type=layer.geometry_type)

@@ -493,45 +493,63 @@ def label_fronts(samples: Sequence[Sample], shape: tuple[int, int] | None = None
 
 
 @house_style
-def plot_retreat(fronts: Sequence[tuple[dt.date, np.ndarray]], background: np.ndarray,
-                 out: str | Path | None = None, *, title: str = "", cmap: str = "viridis",
-                 thickness_px: int | None = None, centreline: np.ndarray | None = None,
-                 formats: Sequence[str] = FORMATS) -> Figure:
+def plot_retreat(fronts: Sequence[tuple[dt.date, np.ndarray]], background: np.ndarray | None,
+                 out: str | Path | None = None, *, extent: tuple[float, float, float, float] | None = None,
+                 title: str = "", cmap: str = "viridis", thickness_px: int | None = None,
+                 outline: np.ndarray | None = None, outline_label: str = "box",
+                 axis_labels: tuple[str, str] = ("x (px)", "y (px)"), formats: Sequence[str] = FORMATS) -> Figure:
     """All fronts of one glacier over a grey SAR image, coloured by date, with a date colour bar.
 
-    ``fronts`` are (date, front) pairs, a front being a mask or an ``(N, 2)``
-    polyline of (x, y) pixels (see :func:`front_raster`); later fronts are
-    drawn on top. ``background`` is a 2-D ``uint8`` image (e.g. the latest
-    scene). Fronts are thickened to ``thickness_px`` (default
-    :func:`front_thickness_px`). ``centreline``, an ``(N, 2)`` polyline of
-    (x, y) pixels, is drawn as a dashed red line. Saved to ``out`` unless ``None``.
+    ``fronts`` are (date, front) pairs, later fronts drawn on top. A front
+    is either a mask on the background's pixel grid (drawn as pixels,
+    thickened to ``thickness_px``, default :func:`front_thickness_px`) or an
+    ``(N, 2)`` polyline of ``(x, y)`` in the plot's coordinates (drawn as a
+    line). ``background`` is a 2-D ``uint8`` image (e.g. the latest scene),
+    or ``None`` for none (polylines only). ``extent`` is the background's
+    ``(left, right, bottom, top)`` in plot coordinates — map coordinates in
+    metres, say; by default its pixel grid (pixel centres at integers, y
+    down). ``outline``, an ``(N, 2)`` polyline in plot coordinates (a box or
+    centre line), is drawn dashed red and labelled ``outline_label``. Saved
+    to ``out`` unless ``None``.
     """
     if not fronts:
         raise ValueError("no fronts to plot")
-    background = np.asarray(background)
-    thickness = front_thickness_px(background.shape) if thickness_px is None else thickness_px
     ordered = sorted(fronts, key=lambda item: item[0])
     days = mdates.date2num([date for date, _ in ordered])
     norm = Normalize(days.min() - 0.5, days.max() + 0.5)
     colour_map = colormaps[cmap]
-    layer = np.zeros((*background.shape, 4))
-    for day, (_, front) in zip(days, ordered):
-        layer[front_raster(front, background.shape, thickness)] = colour_map(norm(day))
-    height, width = background.shape
-    fig = Figure(figsize=(7.5, 6.5 * height / width + 0.8), layout="constrained")
+    masks = [(day, front) for day, (_, front) in zip(days, ordered) if np.ndim(front) == 2 and
+             background is not None and np.shape(front) == np.shape(background)]
+    if background is not None:
+        background = np.asarray(background)
+        height, width = background.shape
+        extent = (-0.5, width - 0.5, height - 0.5, -0.5) if extent is None else extent
+    aspect = 1.0 if extent is None else abs((extent[2] - extent[3]) / (extent[1] - extent[0]))
+    fig = Figure(figsize=(7.5, 6.5 * aspect + 0.8), layout="constrained")
     ax = fig.subplots()
-    ax.imshow(background, cmap="gray", vmin=0, vmax=255)
-    ax.imshow(layer)
-    if centreline is not None:
-        ax.plot(*np.asarray(centreline).T, "--", color="red", linewidth=1.5, label="centre line")
-        ax.set(xlim=(-0.5, width - 0.5), ylim=(height - 0.5, -0.5))
+    if background is not None:
+        thickness = front_thickness_px(background.shape) if thickness_px is None else thickness_px
+        layer = np.zeros((*background.shape, 4))
+        for day, front in masks:
+            layer[front_raster(front, background.shape, thickness)] = colour_map(norm(day))
+        ax.imshow(background, cmap="gray", vmin=0, vmax=255, extent=extent)
+        ax.imshow(layer, extent=extent)
+    for day, (_, front) in zip(days, ordered):
+        if not any(front is mask for _, mask in masks):
+            ax.plot(*np.asarray(front).T, "-", color=colour_map(norm(day)), linewidth=1.5)
+    if outline is not None:
+        ax.plot(*np.asarray(outline).T, "--", color="red", linewidth=1.5, label=outline_label)
         ax.legend(loc="lower right", fontsize="small")
+    if extent is not None:
+        ax.set(xlim=extent[:2], ylim=extent[2:])
+    ax.set_aspect("equal")
+    ax.ticklabel_format(useOffset=False, style="plain")  # map coordinates in full, not as offsets
     colourbar = fig.colorbar(ScalarMappable(norm, colour_map), ax=ax, label="front date", shrink=0.9)
     locator = mdates.AutoDateLocator()
     colourbar.ax.yaxis.set_major_locator(locator)
     colourbar.ax.yaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-    ax.set_xlabel("x (px)")
-    ax.set_ylabel("y (px)")
+    ax.set_xlabel(axis_labels[0])
+    ax.set_ylabel(axis_labels[1])
     ax.set_title(title or f"{len(ordered)} fronts, {ordered[0][0]} to {ordered[-1][0]}")
     if out is not None:
         save_figure(fig, out, formats)

@@ -300,22 +300,23 @@ def apply_bounding_box(front: np.ndarray, box: BoundingBox | None) -> np.ndarray
     return front if box is None else front & box.mask(front.shape)
 
 
-def route_front_and_zones(route: str, class_map: np.ndarray, pixel_size_m: float,
-                          settings: PostprocessSettings) -> tuple[np.ndarray, np.ndarray | None]:
+def route_front_and_zones(route: str, class_map: np.ndarray, pixel_size_m: float, settings: PostprocessSettings,
+                          nodata: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """The post-processed front (``bool``) of a route's class map, and its zone map for zone metrics (or ``None``).
 
     The zone map is the raw zone map for the zone route, :func:`fused_to_zones`
     of the fused map for the fused route (before clean-up), ``None`` for the
-    front route.
+    front route. ``nodata`` (a scene's no-data mask) makes the route no-data
+    aware (see the module doc); evaluation passes none.
     """
     min_pixels = min_front_pixels(pixel_size_m, settings.min_length_m)
     if route == "zone":
-        return zone_route(class_map, min_pixels), class_map
+        return zone_route(class_map, min_pixels, nodata), class_map
     if route == "fused":
         zones = fused_to_zones(class_map, settings.fused_dilation_px)
-        return zone_route(zones, min_pixels), zones
+        return zone_route(zones, min_pixels, nodata), zones
     if route == "front":
-        return front_route(class_map, min_pixels), None
+        return front_route(class_map, min_pixels, nodata), None
     raise ValueError(f"unknown route {route!r}; routes are {', '.join(ROUTES)}")
 
 

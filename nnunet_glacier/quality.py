@@ -13,7 +13,13 @@ holds one row per scene record (see :mod:`nnunet_glacier.detect`) with the flags
   total-variation distance ``0.5 * sum_c |p_fold,c - p_mean,c|`` between a
   fold's class probabilities and the ensemble's (0 = all folds agree; at
   most ``1 - 1/n_folds``, reached when the folds are certain of different
-  classes: 0.5 for two folds, 0.8 for five); empty with one fold.
+  classes: 0.5 for two folds, 0.8 for five); empty with one fold;
+- ``touches_nodata`` / ``touches_border``: the front reaches the band kept
+  free along no-data / the image border (``postprocess.front_touches_edge``),
+  so it probably runs on where the scene shows nothing: its length and
+  position are partial.
+
+``needs_check`` is any of the flags.
 """
 from __future__ import annotations
 
@@ -29,8 +35,8 @@ QUALITY_CSV = "quality.csv"
 
 QUALITY_COLUMNS = (
     "stem", "glacier", "date", "pixel_size_m", "pixel_size_source", "georeferenced", "route", "n_folds",
-    "n_segments", "front_length_m", "usual_length_m", "length_ratio", "disagreement",
-    "no_front", "length_outlier", "low_agreement", "needs_check",
+    "n_segments", "front_length_m", "usual_length_m", "length_ratio", "disagreement", "nodata_fraction",
+    "no_front", "length_outlier", "low_agreement", "touches_nodata", "touches_border", "needs_check",
 )
 
 
@@ -58,14 +64,17 @@ def quality_rows(records: Sequence[dict[str, Any]], settings: QualitySettings) -
         outlier = ratio is not None and not (1 / settings.length_factor <= ratio <= settings.length_factor)
         disagreement = record["disagreement"]
         low_agreement = disagreement is not None and disagreement > settings.max_disagreement
+        touches = record["touches_nodata"] or record["touches_border"]
         rows.append({
             "stem": record["stem"], "glacier": record["glacier"], "date": record["date"],
             "pixel_size_m": record["pixel_size_m"], "pixel_size_source": record["pixel_size_source"],
             "georeferenced": record["coordinates"]["kind"] == "crs", "route": record["route"],
             "n_folds": len(record["folds"]), "n_segments": record["n_segments"],
             "front_length_m": record["front_length_m"], "usual_length_m": usual, "length_ratio": ratio,
-            "disagreement": disagreement, "no_front": no_front, "length_outlier": outlier,
-            "low_agreement": low_agreement, "needs_check": no_front or outlier or low_agreement,
+            "disagreement": disagreement, "nodata_fraction": record["nodata_fraction"], "no_front": no_front,
+            "length_outlier": outlier, "low_agreement": low_agreement, "touches_nodata": record["touches_nodata"],
+            "touches_border": record["touches_border"],
+            "needs_check": no_front or outlier or low_agreement or touches,
         })
     return rows
 

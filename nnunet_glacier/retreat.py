@@ -1,46 +1,67 @@
 """Front time series from ``detect`` outputs: all fronts of a glacier by date, and the front position over time.
 
-Reads the scene records (``<stem>_detect.json``) and front lines
-(``<stem>_front.geojson``) that :func:`nnunet_glacier.detect.detect` wrote
-into one folder, groups them by glacier and writes, per glacier, into
-``OUT_DIR/retreat`` (or another folder)::
+Reads the scene records (``<stem>_detect.json``, which hold each scene's
+front lines in pixel coordinates, its grid and CRS) that
+:func:`nnunet_glacier.detect.detect` wrote into one folder, groups them by
+glacier and writes, per glacier, into ``OUT_DIR/retreat`` (or another folder)::
 
-    <glacier>_fronts.png|pdf     every front coloured by date over the latest scene
-    <glacier>_position.csv       date, stem, position_m, change_m, method, needs_check
+    <glacier>_fronts.png|pdf     every front coloured by date over the latest scene, in map coordinates
+    <glacier>_position.csv       date, stem, position_m, change_m, method, coverage, needs_check
     <glacier>_position.png|pdf   front position change over time (scenes flagged in quality.csv hollow)
 
 Coordinates. Fronts of georeferenced scenes are in their (projected) CRS;
-all scenes of a glacier must share it. Fronts of scenes without
-georeferencing are in pixel coordinates and are taken to lie on one common
-pixel grid (co-registered scenes), scaled to metres by its pixel size; scenes
-whose size or pixel size differs from the latest scene's cannot share its
-grid (e.g. CaFFe PNGs of another sensor) and are left out with a warning.
-Mixed groups are refused.
+all scenes of a glacier must share it, and plots are in its map coordinates
+(metres). Fronts of scenes without georeferencing are in pixel coordinates
+and are taken to lie on one common pixel grid (co-registered scenes), scaled
+to metres by its pixel size (plots: metres from the image's top-left corner,
+y down); scenes whose size or pixel size differs from the latest scene's
+cannot share its grid (e.g. CaFFe PNGs of another sensor) and are left out
+with a warning. Mixed groups are refused.
 
-Position (metres), two methods:
+Position (metres, positive = towards the ocean, so an advance raises it):
 
-- ``centreline``: the distance along a user-given glacier centre line, from
-  its first vertex, to its first crossing with the front. Draw the line from
-  upstream (on the glacier) towards the ocean, in the scenes' coordinates
-  (map coordinates, or pixel ``x, y`` for scenes without georeferencing);
-  positions then grow when the front advances. Scenes whose front does not
-  cross the line get no position.
-- ``front_normal`` (default): the mean signed distance of a front's
-  vertices along the mean front-normal direction — the second principal
-  axis of all the glacier's front vertices pooled — measured from their
-  centroid and oriented towards the ocean by the mean ocean direction of
-  the records (positive = advance). Without zone predictions (front-only
-  models) the sign is arbitrary and the CSV says so in ``method``.
+- ``box`` — the rectilinear box method (Moon & Joughin 2008; Lea et al.
+  2014), used whenever a box or a centre line is given. The box is a
+  rectangle across the glacier's fjord: given as a polygon whose first edge
+  (first to second vertex) is the box's upstream edge, or derived from a
+  centre line drawn from upstream towards the ocean and a width — the
+  rectangle along the line's chord (first to last vertex), its upstream
+  edge centred on the first vertex. A front's position is the area of the
+  box between its upstream edge and the front, divided by the box width:
+  the front's width-averaged distance from the upstream edge. The front's
+  pieces inside the box are ordered across it; gaps between pieces are
+  bridged by straight lines and the ends are extended straight to the box
+  sides. ``coverage`` is the fraction of the box width the front itself
+  spans (gaps and extensions excluded); scenes without front in the box get
+  no position.
+- ``front_normal`` — the fallback without box or centre line: the mean
+  signed distance of the *fjord front*'s vertices along the mean
+  front-normal direction (the second principal axis of all the glacier's
+  fjord-front vertices pooled, measured from their centroid and oriented
+  towards the ocean by the records' mean ocean direction). The fjord front
+  is the front without its vertices within :data:`COAST_DISTANCE_PX`
+  pixels of rock or of the NA class (which holds the scene's no-data) in
+  the scene's zone mask: false segments along rocky coasts and no-data
+  would otherwise pull the mean towards positions that do not move.
+  Front-only models have no zone mask: all vertices are used and the sign
+  is arbitrary; ``method`` says so.
 
 ``change_m`` is the position minus that of the earliest scene with a
 position. Scenes without a date (neither in a CaFFe name nor as
 ``YYYY-MM-DD`` / ``YYYYMMDD`` in the file name) are left out with a warning.
+
+Box and centre-line files: any vector file GDAL reads (GeoJSON, GeoPackage,
+Shapefile, ...; the first Polygon, or LineString, feature) or a CSV with
+``x``, ``y`` columns. For georeferenced scenes, a file with a CRS is
+reprojected to the scenes' CRS (a GeoJSON without a ``crs`` member is WGS84
+longitude, latitude, as RFC 7946 says); CSV coordinates are in the scenes'
+CRS. For scenes without georeferencing, coordinates are pixel ``x, y``
+(pixel corners at integers, y down) and any CRS is ignored.
 """
 from __future__ import annotations
 
 import csv
 import datetime as dt
-import json
 import math
 import warnings
 from collections import defaultdict
@@ -50,54 +71,88 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 
 from nnunet_glacier import geo
 from nnunet_glacier.atomic import write_text
-from nnunet_glacier.caffe import glacier_code
+from nnunet_glacier.caffe import glacier_code, read_grey
 from nnunet_glacier.csv_tables import csv_text
 from nnunet_glacier.detect import read_records
 from nnunet_glacier.errors import InputError
 from nnunet_glacier.figure_options import FORMATS
+from nnunet_glacier.labels import OCEAN, GLACIER
 from nnunet_glacier.plots import plot_front_positions, plot_retreat, save_figure
 from nnunet_glacier.quality import QUALITY_CSV
-
-
-
+from nnunet_glacier.tasks import TASKS
 
 RETREAT_DIR = "retreat"
-POSITION_COLUMNS = ("date", "stem", "position_m", "change_m", "method", "needs_check")
-
-
-@dataclass(frozen=True)
-class DatedFront:
-    """One scene's front: its record, date and lines in the glacier's common frame (metres, ``(x, y)``)."""
-
-    record: dict[str, Any]
-    date: dt.date
-    lines: list[np.ndarray]
+POSITION_COLUMNS = ("date", "stem", "position_m", "change_m", "method", "coverage", "needs_check")
+#: Front vertices closer than this (pixels) to rock or NA are not part of the fjord front (fallback method).
+COAST_DISTANCE_PX = 6.0
 
 
 @dataclass(frozen=True)
 class Frame:
-    """The common coordinates of a glacier's fronts.
+    """The common coordinates of a glacier's fronts, in metres.
 
-    ``kind`` is ``"crs"`` (lines in the shared projected CRS's map units) or
-    ``"pixel"`` (pixel ``x, y`` of the shared grid); ``unit_m`` is metres per
-    map unit or per pixel.
+    ``kind`` is ``"crs"`` (the shared projected CRS, ``crs_wkt``, whose map
+    units are ``unit_m`` metres) or ``"pixel"`` (the shared pixel grid,
+    ``unit_m`` metres per pixel, ``crs_wkt`` ``None``).
     """
 
     kind: str
     unit_m: float
+    crs_wkt: str | None = None
+
+
+@dataclass(frozen=True)
+class DatedFront:
+    """One scene's front: its record, date, and lines in metres of the glacier's frame (``(x, y)``).
+
+    ``fjord`` holds, per line, which vertices belong to the fjord front
+    (``None`` without a zone mask: all of them).
+    """
+
+    record: dict[str, Any]
+    date: dt.date
+    lines: list[np.ndarray]
+    fjord: list[np.ndarray] | None
+
+
+@dataclass(frozen=True)
+class Box:
+    """A rectilinear box in frame metres: upstream edge from ``origin`` along ``across`` (``width_m``), flow ``along``.
+
+    ``across`` and ``along`` are perpendicular unit vectors; the box spans
+    ``0..length_m`` along the flow and ``0..width_m`` across it.
+    """
+
+    origin: np.ndarray
+    across: np.ndarray
+    along: np.ndarray
+    width_m: float
+    length_m: float
+
+    def to_box(self, xy: np.ndarray) -> np.ndarray:
+        """Frame metres ``(n, 2)`` -> box coordinates ``(u, v)``: ``u`` along the flow, ``v`` across."""
+        offset = np.asarray(xy) - self.origin
+        return np.column_stack([offset @ self.along, offset @ self.across])
+
+    def corners(self) -> np.ndarray:
+        """The closed outline ``(5, 2)`` in frame metres."""
+        a, w, l = self.origin, self.across * self.width_m, self.along * self.length_m
+        return np.array([a, a + w, a + w + l, a + l, a])
 
 
 @dataclass(frozen=True)
 class GlacierSeries:
-    """A glacier's dated fronts and positions (metres; NaN where the front does not cross the centre line)."""
+    """A glacier's dated fronts and positions (metres; NaN without a position), with box coverage (or NaN)."""
 
     glacier: str
     frame: Frame
     fronts: list[DatedFront]
     positions: list[float]
+    coverage: list[float]
     method: str
 
     @property
@@ -107,37 +162,156 @@ class GlacierSeries:
         return [p - first for p in self.positions]
 
 
-def read_centreline(path: str | Path) -> np.ndarray:
-    """A centre line as ``(n, 2)`` ``(x, y)``: the first LineString of a GeoJSON, or a CSV with ``x``, ``y`` columns."""
+# --- box and centre-line files -----------------------------------------------------------------------------------
+
+def read_vector(path: str | Path, geometry: str) -> tuple[np.ndarray, str | None]:
+    """The first ``geometry`` (``"LineString"`` or ``"Polygon"``: its outer ring) of a file, and the file's CRS WKT.
+
+    Any vector file GDAL reads, or a CSV with ``x``, ``y`` columns (no CRS).
+    """
     path = Path(path)
     if not path.is_file():
-        raise InputError(path, "centre line file not found")
-    try:
-        if path.suffix.lower() == ".csv":
+        raise InputError(path, f"{geometry.lower()} file not found")
+    if path.suffix.lower() == ".csv":
+        try:
             with path.open(newline="") as handle:
-                line = np.array([[float(row["x"]), float(row["y"])] for row in csv.DictReader(handle)])
-        else:
-            line = np.asarray(_first_linestring(json.loads(path.read_text())), dtype=np.float64)
-    except (KeyError, ValueError, TypeError) as err:
-        raise InputError(path, f"not a centre line: expected a GeoJSON LineString or a CSV with x,y columns "
-                               f"({type(err).__name__}: {err})") from err
-    if line.ndim != 2 or line.shape[1] != 2 or len(line) < 2:
-        raise InputError(path, f"a centre line needs at least two (x, y) vertices, got shape {line.shape}")
-    return line
+                coords = np.array([[float(row["x"]), float(row["y"])] for row in csv.DictReader(handle)])
+        except (KeyError, ValueError, TypeError) as err:
+            raise InputError(path, f"not a {geometry}: expected a CSV with x,y columns "
+                                   f"({type(err).__name__}: {err})") from err
+        return _checked(path, coords.reshape(-1, 2) if coords.size else coords, geometry), None
+    import pyogrio
+    import shapely
+    from pyogrio.errors import DataSourceError, DataLayerError
+
+    try:
+        meta, _, geometries, _ = pyogrio.raw.read(path, read_geometry=True)
+    except (DataSourceError, DataLayerError) as err:
+        raise InputError(path, f"not a vector file GDAL reads ({err})") from err
+    for part in shapely.get_parts(shapely.from_wkb([g for g in geometries if g is not None])):
+        if part.geom_type == geometry:
+            ring = part.exterior if geometry == "Polygon" else part
+            return _checked(path, np.asarray(ring.coords)[:, :2], geometry), meta["crs"]
+    raise InputError(path, f"no {geometry} feature")
 
 
-def _first_linestring(geojson: dict[str, Any]) -> list[list[float]]:
-    """The coordinates of the first LineString in a GeoJSON geometry, Feature or FeatureCollection."""
-    if geojson["type"] == "FeatureCollection":
-        for feature in geojson["features"]:
-            if feature["geometry"]["type"] == "LineString":
-                return [xy[:2] for xy in feature["geometry"]["coordinates"]]
-        raise ValueError("no LineString feature")
-    geometry = geojson["geometry"] if geojson["type"] == "Feature" else geojson
-    if geometry["type"] != "LineString":
-        raise ValueError(f"geometry is a {geometry['type']}, not a LineString")
-    return [xy[:2] for xy in geometry["coordinates"]]
+def _checked(path: Path, coords: np.ndarray, geometry: str) -> np.ndarray:
+    needed = 4 if geometry == "Polygon" else 2
+    if coords.ndim != 2 or len(coords) < needed:
+        raise InputError(path, f"a {geometry} needs at least {needed} (x, y) vertices, got {len(coords)}")
+    return coords
 
+
+def to_frame(coords: np.ndarray, crs_wkt: str | None, frame: Frame, where: Path) -> np.ndarray:
+    """File coordinates -> frame metres (reprojected for CRS frames when the file has another CRS)."""
+    coords = np.asarray(coords, dtype=np.float64)
+    if frame.kind == "crs" and crs_wkt is not None:
+        from pyproj import CRS, Transformer
+
+        source, target = CRS.from_user_input(crs_wkt), CRS.from_wkt(frame.crs_wkt)
+        if source != target:
+            if source.is_geographic and not (np.abs(coords[:, 0]) <= 180).all() & (np.abs(coords[:, 1]) <= 90).all():
+                raise InputError(where, f"coordinates out of range for {source.name} (a GeoJSON without a 'crs' "
+                                        f"member is longitude, latitude): add the scenes' CRS to the file")
+            transformer = Transformer.from_crs(source, target, always_xy=True)
+            coords = np.column_stack(transformer.transform(coords[:, 0], coords[:, 1]))
+    return coords * frame.unit_m
+
+
+def box_from_polygon(ring_m: np.ndarray, where: Path) -> Box:
+    """The :class:`Box` of a rectangle's ring (frame metres), its first edge upstream; refuses non-rectangles."""
+    corners = ring_m[:-1] if np.allclose(ring_m[0], ring_m[-1]) else ring_m
+    if len(corners) != 4:
+        raise InputError(where, f"a box is a rectangle of 4 corners, got {len(corners)}")
+    a, b, c, d = corners
+    width, length = float(np.hypot(*(b - a))), float(np.hypot(*(c - b)))
+    if min(width, length) == 0 or not (np.allclose(c - b, d - a, atol=0.01 * max(width, length))
+                                       and abs(np.dot(b - a, c - b)) <= 0.01 * width * length):
+        raise InputError(where, "the box is not a rectangle (sides must be parallel and at right angles, within 1 %)")
+    return Box(a, (b - a) / width, (c - b) / length, width, length)
+
+
+def box_from_centreline(line_m: np.ndarray, width_m: float | None, where: Path) -> Box:
+    """The rectangle along a centre line's chord (frame metres), upstream edge centred on its first vertex."""
+    if width_m is None:
+        raise InputError(where, "a box along a centre line needs its width (--box-width, metres)")
+    chord = line_m[-1] - line_m[0]
+    length = float(np.hypot(*chord))
+    if length == 0 or width_m <= 0:
+        raise InputError(where, f"a box needs a centre line of non-zero length and a positive width, got "
+                                f"{length:g} m and {width_m:g} m")
+    along = chord / length
+    across = np.array([-along[1], along[0]])
+    return Box(line_m[0] - across * width_m / 2, across, along, float(width_m), length)
+
+
+# --- positions ---------------------------------------------------------------------------------------------------
+
+def box_position(lines_m: Sequence[np.ndarray], box: Box) -> tuple[float, float]:
+    """The front's position in the box (m from the upstream edge) and its coverage (0..1); NaN, 0 without front.
+
+    See the module doc: area between the upstream edge and the front,
+    divided by the box width.
+    """
+    from shapely import LineString, MultiLineString, box as rectangle, get_parts
+
+    if not lines_m:
+        return math.nan, 0.0
+    inside = MultiLineString([box.to_box(line) for line in lines_m]).intersection(
+        rectangle(0, 0, box.length_m, box.width_m))
+    pieces = [np.asarray(p.coords) for p in get_parts(inside) if isinstance(p, LineString) and len(p.coords) >= 2]
+    pieces = [p if p[-1, 1] >= p[0, 1] else p[::-1] for p in pieces]  # each running across the box, v increasing
+    pieces = [p for p in sorted(pieces, key=lambda p: p[0, 1]) if p[-1, 1] > p[0, 1]]
+    if not pieces:
+        return math.nan, 0.0
+    chain = np.concatenate(pieces)
+    outline = np.vstack([[0.0, 0.0], [chain[0, 0], 0.0], chain, [chain[-1, 0], box.width_m], [0.0, box.width_m]])
+    u, v = outline.T
+    area = 0.5 * abs(np.dot(u, np.roll(v, -1)) - np.dot(v, np.roll(u, -1)))
+    return float(area / box.width_m), covered_fraction([(p[0, 1], p[-1, 1]) for p in pieces], box.width_m)
+
+
+def covered_fraction(intervals: Sequence[tuple[float, float]], width: float) -> float:
+    """The fraction of ``0..width`` covered by the union of sorted ``(start, end)`` intervals."""
+    covered, reach = 0.0, 0.0
+    for start, end in intervals:
+        start = max(start, reach)
+        if end > start:
+            covered += end - start
+            reach = end
+    return covered / width
+
+
+def fjord_vertices(line_px: np.ndarray, zones: np.ndarray, distance_px: float = COAST_DISTANCE_PX) -> np.ndarray:
+    """``bool`` per vertex (pixel coordinates ``(x, y)``, centres at +0.5): farther than ``distance_px`` from rock/NA.
+
+    ``zones`` holds the scene's zone classes 0..3.
+    """
+    distance = ndimage.distance_transform_edt(np.isin(zones, (GLACIER, OCEAN)))
+    cols, rows = np.floor(line_px).astype(int).T
+    return distance[rows, cols] > distance_px
+
+
+def normal_positions(fronts: Sequence[DatedFront]) -> tuple[list[float], bool]:
+    """Mean signed distance (m) of each fjord front along the pooled front normal; whether it points to the ocean."""
+    kept = [np.concatenate([line[keep] for line, keep in zip(f.lines, f.fjord or [np.ones(len(x), bool)
+                                                                                   for x in f.lines])])
+            if f.lines else np.empty((0, 2)) for f in fronts]
+    pooled = [vertices for vertices in kept if len(vertices)]
+    if not pooled:
+        return [math.nan] * len(fronts), False
+    vertices = np.concatenate(pooled)
+    centroid = vertices.mean(axis=0)
+    _, _, axes = np.linalg.svd(vertices - centroid, full_matrices=False)
+    normal = axes[-1]
+    oceans = [f.record["ocean_direction"] for f in fronts if f.record.get("ocean_direction") is not None]
+    if oceans and float(np.dot(normal, np.mean(oceans, axis=0))) < 0:
+        normal = -normal
+    positions = [float(((k - centroid) @ normal).mean()) if len(k) else math.nan for k in kept]
+    return positions, bool(oceans)
+
+
+# --- reading a detect folder -------------------------------------------------------------------------------------
 
 def dated_records(out_dir: Path, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The records with a date, in date order; undated ones are left out with a warning."""
@@ -164,16 +338,16 @@ def common_frame(records: Sequence[dict[str, Any]], where: Path) -> tuple[Frame,
         return Frame("pixel", on_grid[-1]["pixel_size_m"]), on_grid
     from rasterio.crs import CRS
 
-    systems = {r["coordinates"]["wkt"] for r in records}
+    systems = {CRS.from_wkt(r["coordinates"]["wkt"]) for r in records}
     if len(systems) > 1:
         stems = ", ".join(r["stem"] for r in records)
         raise InputError(where, f"glacier {records[0]['glacier']}: scenes in {len(systems)} different CRSs "
                                 f"({stems}); reproject them to one CRS first")
-    crs = CRS.from_wkt(systems.pop())
+    crs = systems.pop()
     if not crs.is_projected:
         raise InputError(where, f"glacier {records[0]['glacier']}: CRS {crs.to_string()} is geographic; "
                                 f"positions in metres need a projected CRS (warp the scenes, e.g. with gdalwarp)")
-    return Frame("crs", float(crs.linear_units_factor[1])), list(records)
+    return Frame("crs", float(crs.linear_units_factor[1]), crs.to_wkt()), list(records)
 
 
 def on_latest_grid(where: Path, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -196,77 +370,85 @@ def on_latest_grid(where: Path, records: Sequence[dict[str, Any]]) -> list[dict[
     return [r for r in records if same_grid(r)]
 
 
+def record_transform(record: dict[str, Any]) -> Any:
+    """A record's affine pixel-to-map transform (``None`` without georeferencing)."""
+    from rasterio import Affine
+
+    return None if record["transform"] is None else Affine(*record["transform"])
+
+
+def pixel_to_frame(xy_px: np.ndarray, record: dict[str, Any], frame: Frame) -> np.ndarray:
+    """Pixel coordinates ``(x, y)`` of a record's grid -> frame metres."""
+    transform = record_transform(record)
+    xy = np.asarray(xy_px, dtype=np.float64) if transform is None else geo.apply_affine(transform, xy_px)
+    return xy * frame.unit_m
+
+
+def read_zone_classes(path: Path) -> np.ndarray:
+    """A zone mask written by ``detect`` (GeoTIFF or PNG, CaFFe values) as zone classes 0..3."""
+    if path.suffix.lower() in geo.PNG_SUFFIXES:
+        return TASKS["zone"].from_png(read_grey(path))
+    import rasterio
+
+    with rasterio.open(path) as src:
+        return TASKS["zone"].from_png(src.read(1))
+
+
 def read_fronts(out_dir: Path, records: Sequence[dict[str, Any]], frame: Frame) -> list[DatedFront]:
-    """The records' front lines in metres of the common frame."""
-    return [DatedFront(r, dt.date.fromisoformat(r["date"]),
-                       [line * frame.unit_m for line in geo.read_front_geojson(out_dir / r["outputs"]["front_lines"])])
-            for r in records]
+    """The records' front lines in frame metres, with their fjord vertices where a zone mask exists."""
+    fronts = []
+    for record in records:
+        lines_px = [np.asarray(line, dtype=np.float64) for line in record["front_lines_px"]]
+        fjord = None
+        if "zones" in record["outputs"] and lines_px:
+            zones = read_zone_classes(out_dir / record["outputs"]["zones"])
+            fjord = [fjord_vertices(line, zones) for line in lines_px]
+        fronts.append(DatedFront(record, dt.date.fromisoformat(record["date"]),
+                                 [pixel_to_frame(line, record, frame) for line in lines_px], fjord))
+    return fronts
 
 
-def centreline_positions(fronts: Sequence[DatedFront], centreline_m: np.ndarray) -> list[float]:
-    """Distance (m) along the centre line from its start to its first crossing with each front (NaN if none)."""
-    from shapely import LineString, MultiLineString
+@dataclass(frozen=True)
+class Guide:
+    """What the user gave to measure positions: a box file, or a centre line and a box width (metres)."""
 
-    centre = LineString(centreline_m)
-    positions = []
-    for front in fronts:
-        crossing = centre.intersection(MultiLineString([line for line in front.lines if len(line) >= 2]))
-        points = [] if crossing.is_empty else [centre.project(p) for p in _crossing_points(crossing)]
-        positions.append(min(points) if points else math.nan)
-    return positions
+    box: Path | None = None
+    centreline: Path | None = None
+    box_width_m: float | None = None
 
-
-def _crossing_points(geometry: Any) -> list[Any]:
-    """The points of an intersection geometry (a point, several, or a shared piece of line: its ends)."""
-    from shapely import get_parts, points
-
-    return [p for part in get_parts(geometry) for p in points(np.asarray(part.coords))]
-
-
-def front_normal(fronts: Sequence[DatedFront]) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Centroid and unit normal of all front vertices pooled, and whether the normal points to the ocean.
-
-    The normal is the second principal axis of the vertices; it is turned to
-    point along the records' mean ocean direction when they have one.
-    """
-    vertices = np.concatenate([line for front in fronts for line in front.lines])
-    centroid = vertices.mean(axis=0)
-    _, _, axes = np.linalg.svd(vertices - centroid, full_matrices=False)
-    normal = axes[-1]
-    oceans = [f.record["ocean_direction"] for f in fronts if f.record.get("ocean_direction") is not None]
-    if not oceans:
-        return centroid, normal, False
-    if float(np.dot(normal, np.mean(oceans, axis=0))) < 0:
-        normal = -normal
-    return centroid, normal, True
-
-
-def normal_positions(fronts: Sequence[DatedFront]) -> tuple[list[float], bool]:
-    """Mean signed distance (m) of each front's vertices along the pooled front normal; whether it is oriented."""
-    fronts_with_lines = [f for f in fronts if f.lines]
-    if not fronts_with_lines:
-        return [math.nan] * len(fronts), False
-    centroid, normal, oriented = front_normal(fronts_with_lines)
-    positions = [float(((np.concatenate(f.lines) - centroid) @ normal).mean()) if f.lines else math.nan
-                 for f in fronts]
-    return positions, oriented
+    def box_in(self, frame: Frame) -> Box | None:
+        """The :class:`Box` in the frame's metres, or ``None`` without box and centre line."""
+        if self.box is not None:
+            ring, crs = read_vector(self.box, "Polygon")
+            return box_from_polygon(to_frame(ring, crs, frame, self.box), self.box)
+        if self.centreline is not None:
+            line, crs = read_vector(self.centreline, "LineString")
+            return box_from_centreline(to_frame(line, crs, frame, self.centreline), self.box_width_m,
+                                       self.centreline)
+        return None
 
 
 def glacier_series(out_dir: Path, glacier: str, records: Sequence[dict[str, Any]],
-                   centreline: np.ndarray | None) -> GlacierSeries:
-    """Dated fronts and positions of one glacier (see the module doc for the methods)."""
+                   box_of: Guide) -> tuple[GlacierSeries, Box | None]:
+    """Dated fronts and positions of one glacier (see the module doc for the methods), and the box used."""
     dated = dated_records(out_dir, records)
     if not dated:
         raise InputError(out_dir, f"glacier {glacier}: no dated scenes")
     frame, on_frame = common_frame(dated, out_dir)
     fronts = read_fronts(out_dir, on_frame, frame)
-    if centreline is not None:
-        positions = centreline_positions(fronts, centreline * frame.unit_m)
-        return GlacierSeries(glacier, frame, fronts, positions, "centreline")
+    box = box_of.box_in(frame)
+    if box is not None:
+        measured = [box_position(f.lines, box) for f in fronts]
+        positions, coverage = [p for p, _ in measured], [c for _, c in measured]
+        return GlacierSeries(glacier, frame, fronts, positions, coverage, f"box ({box.width_m:g} m wide)"), box
     positions, oriented = normal_positions(fronts)
-    return GlacierSeries(glacier, frame, fronts, positions,
-                         "front_normal" if oriented else "front_normal (sign arbitrary: no ocean direction)")
+    method = "front_normal" if oriented else "front_normal (sign arbitrary: no ocean direction)"
+    if all(f.fjord is None for f in fronts):
+        method += ", all vertices (no zone masks)"
+    return GlacierSeries(glacier, frame, fronts, positions, [math.nan] * len(fronts), method), None
 
+
+# --- outputs -----------------------------------------------------------------------------------------------------
 
 def quality_flags(out_dir: Path) -> dict[str, bool]:
     """``needs_check`` per stem from ``quality.csv`` (empty when the file is absent)."""
@@ -278,9 +460,10 @@ def quality_flags(out_dir: Path) -> dict[str, bool]:
 
 
 def position_csv(series: GlacierSeries, flags: dict[str, bool]) -> str:
-    """The series as CSV text with :data:`POSITION_COLUMNS`."""
-    rows = [[f.date.isoformat(), f.record["stem"], p, c, series.method, flags.get(f.record["stem"], "")]
-            for f, p, c in zip(series.fronts, series.positions, series.changes)]
+    """The series as CSV text with :data:`POSITION_COLUMNS` (metres rounded to millimetres)."""
+    rows = [[f.date.isoformat(), f.record["stem"], round(p, 3), round(c, 3), series.method, cover,
+             flags.get(f.record["stem"], "")]
+            for f, p, c, cover in zip(series.fronts, series.positions, series.changes, series.coverage)]
     return csv_text(POSITION_COLUMNS, rows)
 
 
@@ -296,32 +479,41 @@ def background_of(out_dir: Path, front: DatedFront) -> np.ndarray:
     return image if image.shape == shape else np.zeros(shape, dtype=np.uint8)
 
 
-def to_index_pixels(xy_m: np.ndarray, record: dict[str, Any], frame: Frame) -> np.ndarray:
-    """Common-frame metres -> ``(x, y)`` pixel indices of a record's grid (pixel centres at integers)."""
-    xy = np.asarray(xy_m) / frame.unit_m
-    if frame.kind == "crs":
-        from rasterio import Affine
+def map_extent(record: dict[str, Any], frame: Frame) -> tuple[float, float, float, float] | None:
+    """``(left, right, bottom, top)`` of a record's image in frame metres, ``None`` for a rotated grid."""
+    transform = record_transform(record)
+    if transform is not None and (transform.b or transform.d):
+        return None
+    rows, cols = record["shape"]
+    (left, top), (right, bottom) = pixel_to_frame(np.array([[0.0, 0.0], [cols, rows]]), record, frame)
+    return left, right, bottom, top
 
-        xy = geo.map_to_pixel(xy, Affine(*record["transform"]))
-    return xy - 0.5
+
+def axis_labels(frame: Frame) -> tuple[str, str]:
+    """Axis labels of map plots in the frame's metres."""
+    if frame.kind == "pixel":
+        return "x (m from the image's left edge)", "y (m from the image's top edge, down)"
+    name = geo.crs_name(frame.crs_wkt)
+    return f"easting (m, {name})", f"northing (m, {name})"
 
 
-def write_glacier(series: GlacierSeries, out_dir: Path, dest: Path, centreline: np.ndarray | None,
-                  flags: dict[str, bool], formats: Sequence[str] = FORMATS) -> list[Path]:
+def write_glacier(series: GlacierSeries, box: Box | None, out_dir: Path, dest: Path, flags: dict[str, bool],
+                  formats: Sequence[str] = FORMATS) -> list[Path]:
     """Write the fronts map, the position CSV and the position plot of one glacier; returns the paths.
 
     ``flags``: ``needs_check`` per stem (:func:`quality_flags`).
     """
-    frame = series.frame
-    latest = series.fronts[-1]
+    frame, latest = series.frame, series.fronts[-1]
     written = []
-    drawn = [(f.date, to_index_pixels(line, latest.record, frame)) for f in series.fronts for line in f.lines]
+    drawn = [(f.date, line) for f in series.fronts for line in f.lines]
     if drawn:
-        guide = None if centreline is None else to_index_pixels(centreline * frame.unit_m, latest.record, frame)
+        extent = map_extent(latest.record, frame)
+        background = background_of(out_dir, latest) if extent is not None else None
         with_front = sum(bool(f.lines) for f in series.fronts)
-        figure = plot_retreat(drawn, background_of(out_dir, latest), centreline=guide, title=(
-            f"{series.glacier}: fronts of {with_front} of {len(series.fronts)} scenes, {series.fronts[0].date} to "
-            f"{latest.date}\nbackground {latest.record['stem']}"))
+        figure = plot_retreat(drawn, background, extent=extent, outline=None if box is None else box.corners(),
+                              axis_labels=axis_labels(frame), title=(
+                f"{series.glacier}: fronts of {with_front} of {len(series.fronts)} scenes, {series.fronts[0].date} "
+                f"to {latest.date}\nbackground {latest.record['stem']}"))
         written += save_figure(figure, dest / f"{series.glacier}_fronts", formats)
     csv_path = dest / f"{series.glacier}_position.csv"
     write_text(csv_path, position_csv(series, flags))
@@ -348,24 +540,30 @@ def select_records(records: Sequence[dict[str, Any]], glacier: str | None, where
     return chosen
 
 
-def retreat(out_dir: str | Path, *, glacier: str | None = None, centreline: str | Path | None = None,
+def retreat(out_dir: str | Path, *, glacier: str | None = None, box: str | Path | None = None,
+            centreline: str | Path | None = None, box_width_m: float | None = None,
             dest: str | Path | None = None, formats: Sequence[str] = FORMATS) -> dict[str, list[Path]]:
     """Time series of every glacier (or ``glacier``) of a ``detect`` output folder; returns the files per glacier.
 
-    ``centreline``: a GeoJSON or CSV centre line (see :func:`read_centreline`)
-    used for every glacier selected; ``dest`` defaults to ``OUT_DIR/retreat``.
+    ``box`` (a rectangle, first edge upstream) or ``centreline`` with
+    ``box_width_m`` select the box method for every glacier selected (see
+    the module doc); ``dest`` defaults to ``OUT_DIR/retreat``.
     """
     out_dir = Path(out_dir)
     records = read_records(out_dir)
     if not records:
         raise InputError(out_dir, "no scene records (*_detect.json): run `nnunet-glacier detect` into it first")
     groups = select_records(records, glacier, out_dir)
-    if centreline is not None and len(groups) > 1:
-        raise InputError(Path(centreline), f"one centre line for {len(groups)} glaciers ({', '.join(groups)}): "
-                                           f"choose one with --glacier")
-    line = None if centreline is None else read_centreline(centreline)
+    given = box if box is not None else centreline
+    if given is not None and len(groups) > 1:
+        raise InputError(Path(given), f"one box for {len(groups)} glaciers ({', '.join(groups)}): "
+                                      f"choose one with --glacier")
+    guide = Guide(None if box is None else Path(box), None if centreline is None else Path(centreline), box_width_m)
     dest = out_dir / RETREAT_DIR if dest is None else Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     flags = quality_flags(out_dir)
-    return {name: write_glacier(glacier_series(out_dir, name, group, line), out_dir, dest, line, flags, formats)
-            for name, group in sorted(groups.items())}
+    written = {}
+    for name, group in sorted(groups.items()):
+        series, used_box = glacier_series(out_dir, name, group, guide)
+        written[name] = write_glacier(series, used_box, out_dir, dest, flags, formats)
+    return written

@@ -6,12 +6,15 @@ import json
 import shutil
 
 import numpy as np
+import pyogrio
 import pytest
 import rasterio
+import shapely
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
+from scipy import ndimage
 
-from nnunet_glacier import geo
+from nnunet_glacier import geo, postprocess
 from nnunet_glacier.caffe import read_grey
 from nnunet_glacier.cli import main
 from nnunet_glacier.detect import detect, ensemble_disagreement
@@ -97,23 +100,27 @@ def test_a_model_folder_without_usable_folds_says_what_it_holds(tmp_path):
         GlacierPredictor(model, [0])
 
 
-def record(stem, length_m, *, segments=1, disagreement=0.05, glacier="JAC"):
+def record(stem, length_m, *, segments=1, disagreement=0.05, glacier="JAC", touches=(False, False)):
     return {"stem": stem, "glacier": glacier, "date": "2020-01-01", "pixel_size_m": 20.0,
             "pixel_size_source": "name", "coordinates": {"kind": "pixel"}, "route": "zone", "folds": [0, 1],
-            "n_segments": segments, "front_length_m": length_m, "disagreement": disagreement}
+            "n_segments": segments, "front_length_m": length_m, "disagreement": disagreement,
+            "nodata_fraction": 0.1, "touches_nodata": touches[0], "touches_border": touches[1]}
 
 
 def test_quality_flags_name_the_scenes_to_check():
     records = [record("a", 10_000), record("b", 11_000), record("c", 9_000), record("d", 30_000),
                record("e", 0, segments=0, disagreement=None), record("f", 10_500, disagreement=0.4),
-               record("g", 50_000, glacier="COL")]
+               record("g", 50_000, glacier="COL"), record("h", 10_200, touches=(True, False)),
+               record("i", 10_300, touches=(False, True))]
     rows = {row["stem"]: row for row in quality_rows(records, QualitySettings())}
-    assert rows["a"]["usual_length_m"] == 10_500  # median of the five JAC fronts
+    assert rows["a"]["usual_length_m"] == 10_300  # median of the seven JAC fronts
     assert not rows["a"]["needs_check"] and not rows["c"]["needs_check"]
-    assert rows["d"]["length_outlier"] and rows["d"]["length_ratio"] == pytest.approx(30_000 / 10_500)
+    assert rows["d"]["length_outlier"] and rows["d"]["length_ratio"] == pytest.approx(30_000 / 10_300)
     assert rows["e"]["no_front"] and rows["e"]["needs_check"] and rows["e"]["length_ratio"] is None
     assert rows["f"]["low_agreement"] and not rows["f"]["length_outlier"]
     assert rows["g"]["usual_length_m"] is None and not rows["g"]["needs_check"]  # one COL scene: no usual length
+    assert rows["h"]["touches_nodata"] and rows["h"]["needs_check"] and not rows["h"]["touches_border"]
+    assert rows["i"]["touches_border"] and rows["i"]["needs_check"]
 
 
 # --- a tiny trained model over a folder of scenes ----------------------------------------------------------------
@@ -178,8 +185,10 @@ def test_geojson_lines_lie_on_the_predicted_front_pixels(detected):
     _, out = detected
     checked = 0
     for stem, record in records(out).items():
-        front = geo.read_scene(out / record["outputs"]["front"], default_pixel_size_m=1.0).image > 0
-        lines = geo.read_front_geojson(out / record["outputs"]["front_lines"])
+        front = geo.read_scene(out / record["outputs"]["front"], default_pixel_size_m=1.0,
+                               zero_border=False).image == 255
+        lines = [np.asarray(shapely.from_wkb(wkb).coords)
+                 for wkb in pyogrio.raw.read(out / record["outputs"]["front_lines"])[2]]
         assert len(lines) == record["n_segments"]
         for line in lines:
             xy = line if record["transform"] is None else geo.map_to_pixel(line, TRANSFORM)
@@ -238,3 +247,155 @@ def test_given_pixel_size_wins_over_a_caffe_name_and_is_printed(demo_model, scen
     for folder, expected in (("given", (100.0, "option")), ("default", (name_m, "name"))):
         record = records(tmp_path / folder)[scene.stem]
         assert (record["pixel_size_m"], record["pixel_size_source"]) == expected
+
+
+def test_geopackage_has_a_layer_per_coordinate_system(detected):
+    _, out = detected
+    layers = dict(pyogrio.list_layers(out / "fronts.gpkg"))
+    assert layers == {"fronts": "MultiLineString", "fronts_pixel": "MultiLineString"}
+    meta, _, _, fields = pyogrio.raw.read(out / "fronts.gpkg", layer="fronts")
+    assert CRS.from_user_input(meta["crs"]) == UTM_22N and list(fields[0]) == [GEOTIFF_STEM]
+    info = pyogrio.read_info(out / "fronts.gpkg", layer="fronts_pixel")
+    assert info["crs"] is None and info["features"] == len(records(out)) - 1
+
+
+# --- field-ready: a real scene on a custom polar grid with a no-data border, a model installed from a URL ---------
+
+POLAR_STEREO = CRS.from_proj4("+proj=stere +lat_0=-90 +lat_ts=-71 +lon_0=-60 +x_0=0 +y_0=0 +datum=WGS84 +units=m")
+POLAR_TRANSFORM = from_origin(-2_450_000.0, 1_050_000.0, 20.0, 20.0)
+POLAR_STEM = "jorum_polar_2020-06-12"
+BAND_STEM = "fjord_band_2021-07-01"
+
+
+def swath_edge(shape) -> np.ndarray:
+    """A diagonal swath edge: no data left of it."""
+    rows, cols = np.indices(shape)
+    return cols + 0.3 * rows < 60
+
+
+def band_nodata(shape) -> np.ndarray:
+    """No data below row 70: the synthetic scenes' fronts run from about row 30 to row 97."""
+    nodata = np.zeros(shape, bool)
+    nodata[70:] = True
+    return nodata
+
+
+@pytest.fixture(scope="module")
+def field_scenes(caffe_256, demo_work, tmp_path_factory):
+    """A Jorum scene of caffe_256 as float backscatter on a polar stereographic grid without EPSG code, with a
+    declared no-data swath edge; and a synthetic scene (its front known to cross row 70) with an internal mask."""
+    folder = tmp_path_factory.mktemp("field_scenes")
+    jorum = read_grey(caffe_256 / "sar_images" / "test" / "Jorum_2020-06-12_S1_20_3_009.png")
+    values = np.where(swath_edge(jorum.shape), -9999.0, jorum / 255.0).astype(np.float32)
+    with rasterio.open(folder / f"{POLAR_STEM}.tif", "w", driver="GTiff", width=256, height=256, count=1,
+                       dtype="float32", crs=POLAR_STEREO, transform=POLAR_TRANSFORM, nodata=-9999.0) as dst:
+        dst.write(values, 1)
+    synthetic = read_grey(demo_work / "data" / "sar_images" / "test" / "COL_1995-02-24_ERS_20_4_207.png")
+    with rasterio.open(folder / f"{BAND_STEM}.tif", "w", driver="GTiff", width=synthetic.shape[1],
+                       height=synthetic.shape[0], count=1, dtype="uint8", crs=UTM_22N, transform=TRANSFORM) as dst:
+        dst.write(synthetic, 1)
+        dst.write_mask(np.where(band_nodata(synthetic.shape), 0, 255).astype(np.uint8))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def installed_from_url(demo_model, tmp_path_factory):
+    """The demo model exported to a zip and given to detect as a file:// URL with its checksum."""
+    from nnunet_glacier.models import export_model, sha256_of
+
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("NNUNET_GLACIER_HOME", str(tmp_path_factory.mktemp("home")))
+        archive = tmp_path_factory.mktemp("shared") / "demo_fused.zip"
+        export_model(demo_model, archive)
+        yield f"{archive.as_uri()}#sha256={sha256_of(archive)}"
+
+
+@pytest.fixture(scope="module")
+def field_detected(installed_from_url, field_scenes, tmp_path_factory):
+    out = tmp_path_factory.mktemp("field_detect")
+    code = main(["detect", "-m", installed_from_url, "-i", str(field_scenes), "-o", str(out), "--device", "cpu",
+                 "--no-mirroring", "--uncertainty"])
+    assert code == 0
+    return out
+
+
+def distance_to(mask: np.ndarray) -> np.ndarray:
+    return ndimage.distance_transform_edt(~mask)
+
+
+def test_real_scene_rasters_keep_the_custom_crs_and_declare_nodata(field_detected, field_scenes):
+    out = field_detected
+    nodata = geo.read_scene(field_scenes / f"{POLAR_STEM}.tif").nodata_mask
+    assert nodata[swath_edge(nodata.shape)].all()  # the declared no-data, and the scene's zero fill at the border
+    with rasterio.open(out / f"{POLAR_STEM}_zones.tif") as src:
+        assert src.crs == POLAR_STEREO and src.crs.to_epsg() is None and src.transform == POLAR_TRANSFORM
+        assert src.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG" and src.nodata == 0
+        assert src.colormap(1)[254][:3] == (30, 100, 220) and src.tags(1)["CLASS_64"] == "rock"
+        zones = src.read(1, masked=True)
+        assert zones.mask[nodata].all() and (zones.data[nodata] == 0).all()  # no-data is NA
+    with rasterio.open(out / f"{POLAR_STEM}_front.tif") as src:
+        assert src.crs == POLAR_STEREO and src.nodata == 127
+        front = src.read(1, masked=True)
+        assert (front.mask == nodata).all()
+    near_edge = postprocess.edge_band(nodata, 2.0)
+    assert not (front.data == 255)[near_edge].any()  # no front pixel within 2 px of no-data or the border
+    with rasterio.open(out / f"{POLAR_STEM}_uncertainty.tif") as src:
+        uncertainty = src.read(1, masked=True)
+        assert src.dtypes == ("float32",) and np.isnan(src.nodata) and (uncertainty.mask == nodata).all()
+        assert 0 <= uncertainty.min() and uncertainty.max() <= 1
+    assert CRS.from_user_input(pyogrio.read_info(out / f"{POLAR_STEM}_front.geojson")["crs"]) == POLAR_STEREO
+
+
+def test_fronts_geopackage_reads_back_with_the_scenes_crs_and_attributes(field_detected):
+    out = field_detected
+    layers = dict(pyogrio.list_layers(out / "fronts.gpkg"))
+    assert layers == {"fronts": "MultiLineString", "fronts_2": "MultiLineString"}  # polar and UTM scenes
+    meta, _, geometries, fields = pyogrio.raw.read(out / "fronts.gpkg", layer="fronts")
+    attributes = dict(zip(meta["fields"], fields))
+    assert CRS.from_user_input(meta["crs"]) == POLAR_STEREO
+    assert list(attributes["stem"]) == [POLAR_STEM] and str(attributes["date"][0]) == "2020-06-12"
+    assert {"glacier", "sensor", "pixel_size_m", "length_m", "model", "no_front", "touches_nodata",
+            "touches_border", "needs_check"} <= set(meta["fields"])
+    assert attributes["model"][0].startswith("demo_fused-") and attributes["pixel_size_m"][0] == 20.0
+    assert meta["ogr_types"][list(meta["fields"]).index("date")] == "OFTDate"
+    if geometries[0] is not None:
+        xmin, ymin, xmax, ymax = shapely.from_wkb(geometries[0]).bounds
+        left, top = POLAR_TRANSFORM.c, POLAR_TRANSFORM.f
+        assert left < xmin and xmax < left + 256 * 20 and top - 256 * 20 < ymin and ymax < top
+
+
+def test_front_running_into_nodata_is_cut_short_and_flagged(field_detected, field_scenes):
+    out = field_detected
+    record = records(out)[BAND_STEM]
+    with rasterio.open(out / f"{BAND_STEM}_front.tif") as src:
+        front = src.read(1) == 255
+    nodata = geo.read_scene(field_scenes / f"{BAND_STEM}.tif").nodata_mask
+    assert nodata[band_nodata(front.shape)].all()  # the internal mask (and the scene's zero fill at the border)
+    assert front.any(), "the tiny model found no front in the synthetic scene"
+    assert distance_to(nodata)[front].min() > postprocess.EDGE_MARGIN_PX
+    assert record["touches_nodata"] and record["nodata_fraction"] == pytest.approx(nodata.mean())
+    with (out / "quality.csv").open(newline="") as handle:
+        row = next(r for r in csv.DictReader(handle) if r["stem"] == BAND_STEM)
+    assert row["touches_nodata"] == "True" and row["needs_check"] == "True"
+
+
+def test_rfc7946_geojson_and_an_installed_model_by_name(field_detected, field_scenes, installed_from_url, tmp_path):
+    name = records(field_detected)[POLAR_STEM]["model_name"]
+    out = tmp_path / "rfc"
+    assert main(["detect", "-m", name, "-i", str(field_scenes / f"{BAND_STEM}.tif"), "-o", str(out),
+                 "--device", "cpu", "--no-mirroring", "--rfc7946", "--folds", "0"]) == 0
+    meta, _, geometries, _ = pyogrio.raw.read(out / f"{BAND_STEM}_front.geojson")
+    assert CRS.from_user_input(meta["crs"]) == CRS.from_epsg(4326)
+    lon, lat = np.asarray(shapely.from_wkb(geometries[0]).coords).T
+    assert (-55 < lon).all() and (lon < -48).all() and (68 < lat).all() and (lat < 70).all()  # west Greenland
+    assert CRS.from_user_input(pyogrio.read_info(out / "fronts.gpkg")["crs"]) == UTM_22N  # the GeoPackage keeps it
+
+
+def test_a_run_without_scenes_still_writes_the_geopackage_schema(installed_from_url, scenes, tmp_path):
+    folder = tmp_path / "only_broken"
+    folder.mkdir()
+    shutil.copy(scenes / "broken.tif", folder)
+    assert main(["detect", "-m", installed_from_url, "-i", str(folder), "-o", str(tmp_path / "out"),
+                 "--device", "cpu", "--folds", "0"]) == 1
+    info = pyogrio.read_info(tmp_path / "out" / "fronts.gpkg", layer="fronts")
+    assert info["features"] == 0 and "needs_check" in info["fields"] and info["geometry_type"] == "MultiLineString"

@@ -8,7 +8,9 @@ import warnings
 import cv2
 import numpy as np
 import pytest
+import pyogrio
 import rasterio
+import shapely
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
@@ -18,6 +20,8 @@ from nnunet_glacier.caffe import ConversionWarning
 from nnunet_glacier.errors import InputError
 
 UTM_22N = CRS.from_epsg(32622)  # Jakobshavn Isbrae's UTM zone
+#: A polar stereographic grid without an EPSG code (true scale at 71 S, centred on the Antarctic Peninsula).
+POLAR_STEREO = CRS.from_proj4("+proj=stere +lat_0=-90 +lat_ts=-71 +lon_0=-60 +x_0=0 +y_0=0 +datum=WGS84 +units=m")
 TRANSFORM = from_origin(500_000.0, 7_680_000.0, 30.0, 30.0)  # 30 m pixels, north up
 CAFFE_STEM = "JAC_2015-08-12_S1_20_3_123"
 
@@ -56,7 +60,7 @@ def test_geotiff_scene_reads_crs_transform_and_pixel_size(tmp_path):
 def test_mask_geotiff_round_trips_crs_and_transform(tmp_path):
     scene = geo.read_scene(write_geotiff(tmp_path / "scene.tif", grey()))
     mask = (grey(seed=1) > 128).astype(np.uint8) * 255
-    path = geo.write_mask(geo.mask_path(tmp_path / "out", scene, "_front"), mask, scene)
+    path = geo.write_raster(geo.mask_path(tmp_path / "out", scene, "_front"), mask, scene)
     assert path.name == "scene_front.tif"
     with rasterio.open(path) as src:
         assert src.crs == UTM_22N and src.transform == TRANSFORM
@@ -68,9 +72,40 @@ def test_png_scene_gets_png_masks(tmp_path):
     write_png(tmp_path / f"{CAFFE_STEM}.png", grey())
     scene = geo.read_scene(tmp_path / f"{CAFFE_STEM}.png")
     assert not scene.georeferenced and geo.mask_path(tmp_path, scene, "_zones").suffix == ".png"
-    geo.write_mask(tmp_path / "m.png", np.zeros(scene.image.shape, np.uint8), scene)
+    geo.write_raster(tmp_path / "m.png", np.zeros(scene.image.shape, np.uint8), scene)
     with pytest.raises(ValueError, match="does not match"):
-        geo.write_mask(tmp_path / "bad.png", np.zeros((3, 3), np.uint8), scene)
+        geo.write_raster(tmp_path / "bad.png", np.zeros((3, 3), np.uint8), scene)
+
+
+def test_class_raster_is_a_cloud_optimized_geotiff_with_colours_names_and_nodata(tmp_path):
+    shape = (700, 900)  # larger than a 512 px tile: the COG gets an overview
+    scene = geo.read_scene(write_geotiff(tmp_path / "big.tif", grey(shape), crs=POLAR_STEREO))
+    classes = np.zeros(shape, np.uint8)
+    classes[100:, :400], classes[100:, 400:] = 127, 254
+    colours = {0: (0, 0, 0, 0), 127: (235, 242, 255, 255), 254: (30, 100, 220, 255)}
+    path = geo.write_raster(tmp_path / "zones.tif", classes, scene, nodata=0, colours=colours,
+                            class_names={0: "no data", 127: "glacier", 254: "ocean"}, description="zone")
+    with rasterio.open(path) as src:
+        assert src.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+        assert src.profile["tiled"] and src.profile["compress"] == "deflate" and src.block_shapes == [(512, 512)]
+        assert src.overviews(1) == [2]
+        assert src.nodata == 0 and src.crs == POLAR_STEREO and src.crs.to_epsg() is None
+        assert src.colormap(1)[254] == (30, 100, 220, 255)
+        assert src.tags(1)["CLASS_127"] == "glacier" and src.descriptions == ("zone",)
+        assert np.ma.getmaskarray(src.read(1, masked=True))[:100].all()
+        np.testing.assert_array_equal(src.read(1), classes)
+        assert set(np.unique(src.read(1, out_shape=(350, 450)))) <= {0, 127, 254}  # overview: nearest, no blends
+
+
+def test_float_raster_declares_nan_nodata(tmp_path):
+    scene = geo.read_scene(write_geotiff(tmp_path / "scene.tif", grey()))
+    values = np.linspace(0, 1, scene.image.size, dtype=np.float32).reshape(scene.image.shape)
+    values[:3] = np.nan
+    with rasterio.open(geo.write_raster(tmp_path / "u.tif", values, scene, nodata=np.nan)) as src:
+        band = src.read(1, masked=True)
+        assert src.dtypes == ("float32",) and np.isnan(src.nodata)
+        assert band.mask[:3].all() and not band.mask[3:].any()
+        np.testing.assert_allclose(band[3:], values[3:])
 
 
 def test_default_pixel_size_only_fills_in_transform_then_name_then_default(tmp_path):
@@ -172,10 +207,11 @@ def test_front_geojson_lines_lie_on_the_front_pixels(tmp_path):
     geo.write_front_geojson(tmp_path / "front.geojson", lines, scene, {"stem": scene.stem})
     collection = json.loads((tmp_path / "front.geojson").read_text())
     assert collection["crs"]["properties"]["name"] == "urn:ogc:def:crs:EPSG::32622"
-    assert CRS.from_wkt(collection["crs_wkt"]) == UTM_22N
     (feature,) = collection["features"]
     assert feature["geometry"]["type"] == "LineString"
-    xy = geo.map_to_pixel(geo.read_front_geojson(tmp_path / "front.geojson")[0], TRANSFORM)
+    meta, _, (wkb,), _ = pyogrio.raw.read(tmp_path / "front.geojson")
+    assert CRS.from_user_input(meta["crs"]) == UTM_22N
+    xy = geo.map_to_pixel(np.asarray(shapely.from_wkb(wkb).coords), TRANSFORM)
     cols, rows = np.floor(xy).astype(int).T
     assert front[rows, cols].all()
     assert feature["properties"]["length_m"] == pytest.approx(
@@ -213,3 +249,84 @@ def test_multiband_geotiff_uses_band_one_with_a_warning(tmp_path):
         scene = geo.read_scene(path)
     assert any("2 bands, using band 1" in str(w.message) for w in caught)
     np.testing.assert_array_equal(scene.image, data[0])
+
+
+def test_custom_crs_round_trips_through_geojson_read_by_gdal(tmp_path):
+    scene = geo.read_scene(write_geotiff(tmp_path / "scene.tif", grey(), crs=POLAR_STEREO))
+    line = scene.pixel_to_map(np.array([[1.5, 1.5], [20.5, 30.5]]))
+    geo.write_front_geojson(tmp_path / "front.geojson", [line], scene, {})
+    meta, _, (wkb,), _ = pyogrio.raw.read(tmp_path / "front.geojson")
+    assert CRS.from_user_input(meta["crs"]) == POLAR_STEREO  # not EPSG:4326, GDAL's default for GeoJSON
+    np.testing.assert_allclose(shapely.from_wkb(wkb).coords, line)
+
+
+def test_rfc7946_geojson_is_wgs84_longitude_latitude(tmp_path):
+    from pyproj import Transformer
+
+    scene = geo.read_scene(write_geotiff(tmp_path / "scene.tif", grey(), crs=POLAR_STEREO,
+                                         transform=from_origin(-2_400_000.0, 1_100_000.0, 30.0, 30.0)))
+    line = scene.pixel_to_map(np.array([[1.5, 1.5], [20.5, 30.5]]))
+    geo.write_front_geojson(tmp_path / "front.geojson", [line], scene, {}, rfc7946=True)
+    collection = json.loads((tmp_path / "front.geojson").read_text())
+    assert "crs" not in collection
+    meta, _, (wkb,), _ = pyogrio.raw.read(tmp_path / "front.geojson")
+    assert CRS.from_user_input(meta["crs"]) == CRS.from_epsg(4326)
+    lon, lat = np.asarray(shapely.from_wkb(wkb).coords).T
+    assert (-75 < lat).all() and (lat < -60).all()  # the Antarctic Peninsula
+    back = np.column_stack(Transformer.from_crs("EPSG:4326", POLAR_STEREO.to_wkt(), always_xy=True).transform(lon, lat))
+    np.testing.assert_allclose(back, line, atol=0.02)  # 7 decimals: about a centimetre
+
+
+def test_geopackage_layers_keep_crs_schema_and_nulls(tmp_path):
+    columns = {"stem": "str", "date": "date", "length_m": "float", "needs_check": "bool"}
+    fronts = geo.VectorLayer("fronts", POLAR_STEREO.to_wkt(), columns,
+                             [{"stem": "a", "date": "2020-01-02", "length_m": 1500.0, "needs_check": False},
+                              {"stem": "b", "date": None, "length_m": None, "needs_check": True}],
+                             [shapely.MultiLineString([[(0, 0), (30, 40)]]), None])
+    empty = geo.VectorLayer("fronts_pixel", None, columns, [], [])
+    geo.write_geopackage(tmp_path / "fronts.gpkg", [fronts, empty])
+    assert [tuple(layer) for layer in pyogrio.list_layers(tmp_path / "fronts.gpkg")] == [
+        ("fronts", "MultiLineString"), ("fronts_pixel", "MultiLineString")]
+    meta, _, geometry, (stem, date, length, check) = pyogrio.raw.read(tmp_path / "fronts.gpkg", layer="fronts")
+    assert CRS.from_user_input(meta["crs"]) == POLAR_STEREO
+    assert meta["ogr_types"] == ["OFTString", "OFTDate", "OFTReal", "OFTInteger"]
+    assert list(stem) == ["a", "b"] and str(date[0]) == "2020-01-02" and np.isnat(date[1])
+    assert length[0] == 1500.0 and np.isnan(length[1]) and list(check) == [False, True]
+    assert shapely.from_wkb(geometry[0]).length == 50.0 and geometry[1] is None
+    info = pyogrio.read_info(tmp_path / "fronts.gpkg", layer="fronts_pixel")
+    assert info["features"] == 0 and list(info["fields"]) == list(columns) and info["crs"] is None
+
+
+def test_nodata_value_nan_and_internal_mask_are_nodata(tmp_path):
+    backscatter_db = np.random.default_rng(0).uniform(-25, 0, (40, 50)).astype(np.float32)
+    backscatter_db[10:20, 10:20] = np.nan  # a NaN block in a dB scene
+    backscatter_db[0, :] = -np.inf
+    backscatter_db[-3:] = -9999.0
+    with pytest.warns(ConversionWarning):
+        scene = geo.read_scene(write_geotiff(tmp_path / "db.tif", backscatter_db, nodata=-9999.0))
+    expected = np.zeros((40, 50), bool)
+    expected[10:20, 10:20] = expected[0] = expected[-3:] = True
+    np.testing.assert_array_equal(scene.nodata_mask, expected)
+    assert (scene.image[expected] == 0).all() and (scene.image[~expected] > 0).all()
+    masked = tmp_path / "masked.tif"
+    with rasterio.open(masked, "w", driver="GTiff", width=50, height=40, count=1, dtype="uint8", crs=UTM_22N,
+                       transform=TRANSFORM) as dst:
+        dst.write(grey(), 1)
+        valid = np.full((40, 50), 255, np.uint8)
+        valid[:, :7] = 0
+        dst.write_mask(valid)
+    assert geo.read_scene(masked).nodata_mask[:, :7].all() and not geo.read_scene(masked).nodata_mask[:, 7:].any()
+
+
+def test_zero_fill_touching_the_border_is_nodata_isolated_zeros_are_not(tmp_path):
+    image = grey((100, 120))
+    image[:, :30] = 0  # swath border fill
+    image[50:53, 60:63] = 0  # dark pixels inside the scene
+    image[99, 119] = 0  # a single dark pixel on the border: below ZERO_BORDER_MIN_FRACTION
+    path = write_geotiff(tmp_path / "s1.tif", image)
+    nodata = geo.read_scene(path).nodata_mask
+    assert nodata[:, :30].all() and nodata.sum() == 100 * 30
+    assert geo.read_scene(path, zero_border=False).nodata is None
+    write_png(tmp_path / "all_zero.png", np.zeros((20, 20), np.uint8))
+    with pytest.raises(InputError, match=r"all_zero\.png: raster holds no pixel with data"):
+        geo.read_scene(tmp_path / "all_zero.png", pixel_size_m=10.0)

@@ -207,17 +207,24 @@ def test_retreat_map_from_masks_and_polylines(tmp_path):
     ax, colourbar = fig.axes
     assert colourbar.get_ylabel() == "front date"
     layer = ax.get_images()[1].get_array()
-    assert layer[10, 20, 3] == 1 and layer[0, 0, 3] == 0  # front opaque, elsewhere transparent
-    assert not np.allclose(layer[10, 20], layer[30, 5])  # two dates, two colours
+    assert layer[10, 20, 3] == 1 and layer[0, 0, 3] == 0  # the mask front opaque, elsewhere transparent
+    (line,) = ax.get_lines()  # the polyline front
+    assert list(line.get_xdata()) == [5, 50] and not np.allclose(line.get_color(), layer[10, 20])  # two dates
     assert ax.get_title() == "2 fronts, 2010-01-01 to 2012-01-01"
 
 
-def test_retreat_map_draws_a_centreline():
+def test_retreat_map_in_map_coordinates_draws_the_box():
     background = np.zeros((20, 30), np.uint8)
-    fronts = [(dt.date(2010, 1, 1), np.array([[5, 2], [5, 18]]))]
-    fig = plots.plot_retreat(fronts, background, centreline=np.array([[0.0, 10.0], [29.0, 10.0]]))
-    (line,) = fig.axes[0].get_lines()
-    assert line.get_label() == "centre line" and list(line.get_xdata()) == [0.0, 29.0]
+    extent = (500_000.0, 500_600.0, 7_000_000.0, 7_000_400.0)  # 20 m pixels
+    fronts = [(dt.date(2010, 1, 1), np.array([[500_100.0, 7_000_050.0], [500_100.0, 7_000_350.0]]))]
+    box = np.array([[500_050.0, 7_000_100.0], [500_050.0, 7_000_300.0], [500_400.0, 7_000_300.0],
+                    [500_400.0, 7_000_100.0], [500_050.0, 7_000_100.0]])
+    fig = plots.plot_retreat(fronts, background, extent=extent, outline=box, axis_labels=("easting (m)", "y"))
+    ax = fig.axes[0]
+    assert ax.get_images()[0].get_extent() == list(extent)
+    front, outline = ax.get_lines()
+    assert outline.get_label() == "box" and list(outline.get_xdata()) == list(box[:, 0])
+    assert ax.get_xlim() == extent[:2] and ax.get_xlabel() == "easting (m)"
 
 
 def test_front_positions_hollow_for_flagged_scenes_and_skip_unknown(tmp_path):

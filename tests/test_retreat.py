@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from nnunet_glacier.cli import main
 from nnunet_glacier.detect import SceneFront, read_records, write_scene
 from nnunet_glacier.errors import InputError
 from nnunet_glacier.quality import QUALITY_CSV, QualitySettings, quality_csv, quality_rows
-from nnunet_glacier.retreat import read_centreline, retreat
+from nnunet_glacier.retreat import read_vector, retreat
 
 
 SHAPE = (30, 40)
@@ -27,8 +28,14 @@ TRANSFORM = from_origin(1000.0, 2000.0, PIXEL_M, PIXEL_M)
 
 
 def write_detected(out: Path, stem: str, front_col: int, *, georeferenced: bool = False,
-                   disagreement: float = 0.05, crs: CRS = UTM_22N, pixel_m: float = PIXEL_M) -> None:
-    """detect's outputs for a scene whose glacier (left) meets the ocean (right) along one column."""
+                   disagreement: float = 0.05, crs: CRS = UTM_22N, pixel_m: float = PIXEL_M,
+                   coast: bool = False) -> None:
+    """detect's outputs for a scene whose glacier (left) meets the ocean (right) along one column.
+
+    With ``coast``, rock walls (5 rows at the top and bottom) line the fjord,
+    and a 2 px glacier strip along them out in the ocean makes false fronts
+    along the coast, the same in every scene.
+    """
     image = np.full(SHAPE, 120, dtype=np.uint8)
     path = out.parent / "inputs" / f"{stem}.png"
     write_png(path, image)
@@ -36,9 +43,13 @@ def write_detected(out: Path, stem: str, front_col: int, *, georeferenced: bool 
                          pixel_m, "transform" if georeferenced else "option", None)
     zones = np.full(SHAPE, 2, dtype=np.uint8)
     zones[:, front_col:] = 3
+    if coast:
+        zones[:5], zones[-5:] = 1, 1
+        zones[5:7, front_col:], zones[-7:-5, front_col:] = 2, 2
     front = postprocess.front_from_zones(zones, min_pixels=0)
-    lines = geo.front_lines(postprocess.ordered_paths(front), scene)
-    write_scene(out, scene, SceneFront(zones, front, lines, disagreement), "zone", [0, 1], Path("model"), "Fjord")
+    lines_px = geo.pixel_lines(postprocess.ordered_paths(front))
+    write_scene(out, scene, SceneFront(zones, front, lines_px, disagreement, np.zeros(SHAPE, np.float32), False,
+                                       False), "zone", [0, 1], Path("model"), "Fjord")
 
 
 @pytest.fixture
@@ -68,36 +79,76 @@ def test_front_normal_positions_follow_the_advance(detected):
                      "Fjord_position.pdf"}
 
 
-def test_centreline_in_pixels_gives_distance_along_it(detected, tmp_path):
+def test_centreline_in_pixels_gives_the_box_method(detected, tmp_path):
     line = tmp_path / "centre.csv"
     line.write_text("x,y\n0,15\n39,15\n")
-    assert main(["retreat", str(detected), "--centreline", str(line), "-o", str(tmp_path / "series")]) == 0
+    assert main(["retreat", str(detected), "--centreline", str(line), "--box-width", "200",
+                 "-o", str(tmp_path / "series")]) == 0
     rows = position_rows(tmp_path / "series" / "Fjord_position.csv")
     expected = [(col + 0.5) * PIXEL_M for col in FRONT_COLUMNS.values()]  # fronts at pixel centres x = col + 0.5
     assert [float(row["position_m"]) for row in rows] == pytest.approx(expected)
     assert [float(row["change_m"]) for row in rows] == pytest.approx([0.0, 20.0, 50.0])
-    assert {row["method"] for row in rows} == {"centreline"}
+    assert {row["method"] for row in rows} == {"box (200 m wide)"}
+    assert [float(row["coverage"]) for row in rows] == pytest.approx([1.0] * 3)
 
 
-def test_centreline_in_map_coordinates_for_georeferenced_scenes(tmp_path):
+def georeferenced_series(tmp_path: Path) -> Path:
     out = tmp_path / "detect"
     out.mkdir()
     for date, col in FRONT_COLUMNS.items():
         write_detected(out, f"fjord_{date}", col, georeferenced=True)
+    return out
+
+
+def test_centreline_in_map_coordinates_for_georeferenced_scenes(tmp_path):
+    out = georeferenced_series(tmp_path)
     y = 2000.0 - 15 * PIXEL_M
     line = tmp_path / "centre.geojson"
-    line.write_text(json.dumps({"type": "Feature", "properties": {},
-                                "geometry": {"type": "LineString", "coordinates": [[1000.0, y], [1400.0, y]]}}))
-    retreat(out, centreline=line)
+    line.write_text(json.dumps({"type": "FeatureCollection",
+                                "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::32622"}},
+                                "features": [{"type": "Feature", "properties": {}, "geometry": {
+                                    "type": "LineString", "coordinates": [[1000.0, y], [1400.0, y]]}}]}))
+    retreat(out, centreline=line, box_width_m=200)
     rows = position_rows(out / "retreat" / "Fjord_position.csv")
     assert [float(row["position_m"]) for row in rows] == pytest.approx(
         [(col + 0.5) * PIXEL_M for col in FRONT_COLUMNS.values()])
 
 
+def test_box_drawn_in_longitude_latitude_is_reprojected(tmp_path):
+    from pyproj import Transformer
+
+    out = georeferenced_series(tmp_path)
+    corners = np.array([[1000.0, 1900.0], [1000.0, 1800.0], [1350.0, 1800.0], [1350.0, 1900.0], [1000.0, 1900.0]])
+    lon, lat = Transformer.from_crs("EPSG:32622", "EPSG:4326", always_xy=True).transform(*corners.T)
+    box = tmp_path / "box.geojson"  # RFC 7946, as QGIS saves a layer in EPSG:4326: no crs member
+    box.write_text(json.dumps({"type": "Feature", "properties": {}, "geometry": {
+        "type": "Polygon", "coordinates": [np.column_stack([lon, lat]).tolist()]}}))
+    assert main(["retreat", str(out), "--box", str(box)]) == 0
+    rows = position_rows(out / "retreat" / "Fjord_position.csv")
+    assert [float(row["position_m"]) for row in rows] == pytest.approx(
+        [(col + 0.5) * PIXEL_M for col in FRONT_COLUMNS.values()], abs=0.01)
+    assert {row["method"] for row in rows} == {"box (100 m wide)"}
+
+
+def test_map_coordinates_without_a_crs_member_are_refused(tmp_path):
+    out = georeferenced_series(tmp_path)
+    line = tmp_path / "centre.geojson"
+    line.write_text(json.dumps({"type": "LineString", "coordinates": [[1000.0, 1850.0], [1400.0, 1850.0]]}))
+    with pytest.raises(InputError, match=r"centre\.geojson: coordinates out of range .* add the scenes' CRS"):
+        retreat(out, centreline=line)
+
+
+def test_a_box_must_be_a_rectangle(tmp_path, detected):
+    box = tmp_path / "box.csv"
+    box.write_text("x,y\n0,5\n0,25\n30,30\n30,5\n")
+    with pytest.raises(InputError, match=r"box\.csv: the box is not a rectangle"):
+        retreat(detected, box=box)
+
+
 def test_front_missing_the_centreline_has_no_position(detected, tmp_path):
     line = tmp_path / "centre.csv"
     line.write_text("x,y\n0,15\n11,15\n")  # ends before the later fronts
-    retreat(detected, centreline=line)
+    retreat(detected, centreline=line, box_width_m=200)
     rows = position_rows(detected / "retreat" / "Fjord_position.csv")
     assert [row["position_m"] for row in rows] == ["105", "", ""]
 
@@ -147,6 +198,69 @@ def test_glacier_filter_and_errors_name_the_folder(detected, tmp_path):
         retreat(tmp_path / "inputs")
     bad = tmp_path / "line.geojson"
     bad.write_text(json.dumps({"type": "Point", "coordinates": [0, 0]}))
-    with pytest.raises(InputError, match=r"line\.geojson: not a centre line"):
-        read_centreline(bad)
-    assert main(["retreat", str(detected), "--centreline", str(tmp_path / "missing.csv")]) == 1
+    with pytest.raises(InputError, match=r"line\.geojson: no LineString feature"):
+        read_vector(bad, "LineString")
+    assert main(["retreat", str(detected), "--centreline", str(tmp_path / "missing.csv"), "--box-width", "500"]) == 1
+    assert main(["retreat", str(detected), "--centreline", str(tmp_path / "missing.csv")]) == 2  # needs a width
+
+
+# --- the box method on fronts rasterised from known curves -------------------------------------------------------
+
+def rasterised_front(box, curve, scene) -> list[np.ndarray]:
+    """The front (map coordinates) of a scene whose glacier lies where ``u < curve(v)`` in the box's frame."""
+    rows, cols = np.indices(scene.image.shape)
+    centres = scene.pixel_to_map(np.column_stack([cols.ravel() + 0.5, rows.ravel() + 0.5]))
+    u, v = box.to_box(centres).T
+    zones = np.where(u < curve(v), 2, 3).reshape(scene.image.shape).astype(np.uint8)
+    return geo.front_lines(postprocess.ordered_paths(postprocess.front_from_zones(zones, 0)), scene)
+
+
+def test_box_method_measures_a_known_area_change_to_one_percent():
+    from nnunet_glacier.retreat import box_from_polygon, box_position
+
+    pixel = 10.0
+    transform = from_origin(500_000.0, 7_006_000.0, pixel, pixel)
+    scene = geo.GeoScene(Path("s.tif"), np.zeros((600, 600), np.uint8), UTM_22N, transform, pixel, "transform", None)
+    angle = np.radians(30)  # the fjord runs 30 degrees north of east
+    along, across = np.array([np.cos(angle), np.sin(angle)]), np.array([-np.sin(angle), np.cos(angle)])
+    width, length = 3000.0, 3500.0
+    origin = np.array([501_500.0, 7_000_500.0])
+    ring = np.array([origin, origin + across * width, origin + across * width + along * length,
+                     origin + along * length, origin])
+    box = box_from_polygon(ring, Path("box.geojson"))
+    before = lambda v: 2000 + 300 * np.sin(2 * np.pi * v / width) + 0.1 * v  # mean over the box: 2150 m
+    after = lambda v: 1200 + 200 * np.cos(3 * np.pi * v / width)  # mean: 1200 m
+    positions = [box_position(rasterised_front(box, curve, scene), box) for curve in (before, after)]
+    (first, cover_first), (second, cover_second) = positions
+    assert cover_first == pytest.approx(1.0) and cover_second == pytest.approx(1.0)
+    assert second - first == pytest.approx(1200 - 2150, rel=0.01)
+    assert first == pytest.approx(2150, abs=pixel)  # front pixels lie up to a pixel on the ocean side
+
+
+def test_box_bridges_gaps_and_reports_coverage():
+    from nnunet_glacier.retreat import Box, box_position
+
+    box = Box(np.zeros(2), np.array([0.0, 1.0]), np.array([1.0, 0.0]), 100.0, 500.0)  # flow along x, 100 m wide
+    pieces = [np.array([[200.0, -10.0], [200.0, 30.0]]), np.array([[300.0, 60.0], [300.0, 80.0]])]
+    position, coverage = box_position(pieces, box)
+    # 200 m for v in 0..30, a straight bridge to 300 m over 30..60, 300 m over 60..100
+    assert position == pytest.approx((200 * 30 + 250 * 30 + 300 * 40) / 100)
+    assert coverage == pytest.approx(0.5)
+    assert box_position([np.array([[600.0, 0.0], [600.0, 100.0]])], box) == (pytest.approx(np.nan, nan_ok=True), 0.0)
+
+
+def test_fallback_uses_the_front_inside_the_fjord_not_the_coast(tmp_path):
+    from nnunet_glacier.retreat import Frame, normal_positions, read_fronts
+
+    out = tmp_path / "detect"
+    out.mkdir()
+    for date, col in FRONT_COLUMNS.items():
+        write_detected(out, f"fjord_{date}", col, coast=True)
+    retreat(out)
+    rows = position_rows(out / "retreat" / "Fjord_position.csv")
+    assert [float(row["change_m"]) for row in rows] == pytest.approx([0.0, 20.0, 50.0])
+    fronts = read_fronts(out, read_records(out), Frame("pixel", PIXEL_M))
+    assert all(len(f.lines[0]) > 30 for f in fronts)  # the front runs along the coast too
+    every_vertex = [dataclasses.replace(f, fjord=None) for f in fronts]
+    positions, _ = normal_positions(every_vertex)
+    assert positions[2] - positions[0] < 0.8 * 50  # with the coast the advance would be underestimated
