@@ -160,7 +160,8 @@ def model_card(model_dir: Path, name: str, folds: list[int], files: list[Path]) 
     dataset = check_model_dir(model_dir)
     trainer, plans, configuration = model_dir.name.split("__")
     caffe = dataset["caffe"]
-    sizes = sorted(caffe.get("pixel_size_m", {}).values())
+    held_out = set(caffe.get("test_cases", []))
+    sizes = sorted(size for stem, size in caffe.get("pixel_size_m", {}).items() if stem not in held_out)
     plans_json = json.loads((model_dir / "plans.json").read_text())
     validation = {str(fold): _validation(model_dir, fold) for fold in folds}
     return {

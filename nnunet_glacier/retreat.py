@@ -80,7 +80,7 @@ from nnunet_glacier.csv_tables import csv_text
 from nnunet_glacier.detect import read_records
 from nnunet_glacier.errors import InputError
 from nnunet_glacier.figure_options import FORMATS
-from nnunet_glacier.labels import OCEAN, GLACIER
+from nnunet_glacier.labels import GLACIER, OCEAN
 from nnunet_glacier.plots import plot_front_positions, plot_retreat, save_figure
 from nnunet_glacier.quality import QUALITY_CSV
 from nnunet_glacier.tasks import TASKS
@@ -292,11 +292,18 @@ def fjord_vertices(line_px: np.ndarray, zones: np.ndarray, distance_px: float = 
     return distance[rows, cols] > distance_px
 
 
+def fjord_front(front: DatedFront) -> np.ndarray:
+    """The vertices ``(n, 2)`` of a front's fjord front (all its vertices without a zone mask)."""
+    if not front.lines:
+        return np.empty((0, 2))
+    if front.fjord is None:
+        return np.concatenate(front.lines)
+    return np.concatenate([line[keep] for line, keep in zip(front.lines, front.fjord)])
+
+
 def normal_positions(fronts: Sequence[DatedFront]) -> tuple[list[float], bool]:
     """Mean signed distance (m) of each fjord front along the pooled front normal; whether it points to the ocean."""
-    kept = [np.concatenate([line[keep] for line, keep in zip(f.lines, f.fjord or [np.ones(len(x), bool)
-                                                                                   for x in f.lines])])
-            if f.lines else np.empty((0, 2)) for f in fronts]
+    kept = [fjord_front(f) for f in fronts]
     pooled = [vertices for vertices in kept if len(vertices)]
     if not pooled:
         return [math.nan] * len(fronts), False
@@ -429,14 +436,14 @@ class Guide:
 
 
 def glacier_series(out_dir: Path, glacier: str, records: Sequence[dict[str, Any]],
-                   box_of: Guide) -> tuple[GlacierSeries, Box | None]:
+                   guide: Guide) -> tuple[GlacierSeries, Box | None]:
     """Dated fronts and positions of one glacier (see the module doc for the methods), and the box used."""
     dated = dated_records(out_dir, records)
     if not dated:
         raise InputError(out_dir, f"glacier {glacier}: no dated scenes")
     frame, on_frame = common_frame(dated, out_dir)
     fronts = read_fronts(out_dir, on_frame, frame)
-    box = box_of.box_in(frame)
+    box = guide.box_in(frame)
     if box is not None:
         measured = [box_position(f.lines, box) for f in fronts]
         positions, coverage = [p for p, _ in measured], [c for _, c in measured]

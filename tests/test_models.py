@@ -30,7 +30,7 @@ def fake_model(root: Path, folds=(0, 1)) -> Path:
     (model / "dataset_fingerprint.json").write_text("{}")
     (model / "dataset.json").write_text(json.dumps({
         "numTraining": 12, "caffe": {"source": "/data/caffe", "tasks": ["fused"], "test_cases": ["a", "b", "c"],
-                                     "pixel_size_m": {"x": 20.0, "y": 7.0, "z": 20.0}}}))
+                                     "pixel_size_m": {"x": 20.0, "y": 7.0, "z": 20.0, "a": 6.0}}}))  # "a" is a test case
     for fold in folds:
         (model / f"fold_{fold}" / "validation").mkdir(parents=True)
         (model / f"fold_{fold}" / "checkpoint_final.pth").write_bytes(bytes([fold]) * 1000)
