@@ -531,7 +531,9 @@ def _add_model_commands(commands: argparse._SubParsersAction) -> None:
                                              "same zip again does nothing. A URL needs its checksum, "
                                              "URL#sha256=<hex>, and is downloaded once into the cache.")
     install.add_argument("source", metavar="ZIP_OR_URL", help="a model zip, or URL#sha256=<64 hex digits>")
-    install.add_argument("--name", default=None, help="install under this name (default: the zip's file name)")
+    install.add_argument("--name", default=None,
+                         help="install a zip under this name (default: the zip's file name; a URL's model is "
+                              "installed as <file name>-<first 8 hex digits of its checksum>)")
     install.add_argument("--force", action="store_true", help="replace another model installed under the name")
     install.set_defaults(handler=_cmd_model_install)
     listing = actions.add_parser("list", help="the installed models", description="List the installed models.")

@@ -35,6 +35,7 @@ and for the whole folder, rebuilt from every record in ``OUT`` after each run::
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,8 @@ if TYPE_CHECKING:  # the predictor (torch, nnU-Net) is only imported by whoever 
     from nnunet_glacier.nnunet.predict import GlacierPredictor, RunReport, ScenePrediction
 
 RECORD_SUFFIX = "_detect.json"
+#: Version of the scene records' contents; records of another version are redone (and not read).
+RECORD_FORMAT = 2
 #: Glacier name of scenes whose file name does not say it (and no ``--glacier`` was given).
 UNKNOWN_GLACIER = "unknown"
 
@@ -145,6 +148,7 @@ def scene_record(scene: geo.GeoScene, result: SceneFront, route: str, folds: Seq
     date = scene.date
     lines = [scene.pixel_to_map(line) for line in result.lines_px]
     return {
+        "format": RECORD_FORMAT,
         "stem": scene.stem,
         "input": str(scene.path.resolve()),
         "model": str(model.resolve()),
@@ -221,7 +225,7 @@ def write_scene(out: Path, scene: geo.GeoScene, result: SceneFront, route: str, 
 
 
 def is_done(out: Path, path: Path, model: Path) -> bool:
-    """Whether ``OUT`` already holds the record of this input scene predicted by this model."""
+    """Whether ``OUT`` already holds the record (of :data:`RECORD_FORMAT`) of this input scene predicted by this model."""
     record = out / f"{path.stem}{RECORD_SUFFIX}"
     if not record.is_file():
         return False
@@ -229,7 +233,8 @@ def is_done(out: Path, path: Path, model: Path) -> bool:
         done = json.loads(record.read_text())
     except ValueError:
         return False
-    return done.get("input") == str(path.resolve()) and done.get("model") == str(model.resolve())
+    return (done.get("format") == RECORD_FORMAT and done.get("input") == str(path.resolve())
+            and done.get("model") == str(model.resolve()))
 
 
 def detect(predictor: GlacierPredictor, scenes: Sequence[Path], out: str | Path, *,
@@ -274,14 +279,22 @@ def detect(predictor: GlacierPredictor, scenes: Sequence[Path], out: str | Path,
 
 
 def read_records(out: str | Path) -> list[dict[str, Any]]:
-    """Every scene record in a detect output folder, sorted by glacier, date and stem."""
+    """Every scene record (of :data:`RECORD_FORMAT`) in a detect output folder, sorted by glacier, date and stem.
+
+    Records of an older format are left out with a warning.
+    """
     out = Path(out)
     records = []
     for path in sorted(out.glob(f"*{RECORD_SUFFIX}")):
         try:
-            records.append(json.loads(path.read_text()))
+            record = json.loads(path.read_text())
         except ValueError as err:
             raise InputError(path, f"corrupt scene record ({err}); delete it to detect the scene again") from err
+        if record.get("format") != RECORD_FORMAT:
+            warnings.warn(f"{path}: written by an older nnunet_glacier, left out; run detect on its scene again",
+                          stacklevel=2)
+            continue
+        records.append(record)
     return sorted(records, key=lambda r: (r["glacier"], r["date"] or "", r["stem"]))
 
 

@@ -15,9 +15,9 @@ from rasterio.transform import from_origin
 from scipy import ndimage
 
 from nnunet_glacier import geo, postprocess
-from nnunet_glacier.caffe import read_grey
+from nnunet_glacier.caffe import ConversionWarning, read_grey
 from nnunet_glacier.cli import main
-from nnunet_glacier.detect import detect, ensemble_disagreement
+from nnunet_glacier.detect import detect, ensemble_disagreement, read_records
 from nnunet_glacier.errors import ModelError
 from nnunet_glacier.nnunet.predict import GlacierPredictor
 from nnunet_glacier.postprocess import choose_route
@@ -325,7 +325,8 @@ def distance_to(mask: np.ndarray) -> np.ndarray:
 
 def test_real_scene_rasters_keep_the_custom_crs_and_declare_nodata(field_detected, field_scenes):
     out = field_detected
-    nodata = geo.read_scene(field_scenes / f"{POLAR_STEM}.tif").nodata_mask
+    with pytest.warns(ConversionWarning, match="float32 raster stretched"):
+        nodata = geo.read_scene(field_scenes / f"{POLAR_STEM}.tif").nodata_mask
     assert nodata[swath_edge(nodata.shape)].all()  # the declared no-data, and the scene's zero fill at the border
     with rasterio.open(out / f"{POLAR_STEM}_zones.tif") as src:
         assert src.crs == POLAR_STEREO and src.crs.to_epsg() is None and src.transform == POLAR_TRANSFORM
@@ -399,3 +400,18 @@ def test_a_run_without_scenes_still_writes_the_geopackage_schema(installed_from_
                  "--device", "cpu", "--folds", "0"]) == 1
     info = pyogrio.read_info(tmp_path / "out" / "fronts.gpkg", layer="fronts")
     assert info["features"] == 0 and "needs_check" in info["fields"] and info["geometry_type"] == "MultiLineString"
+
+
+def test_records_of_an_older_format_are_redone_not_read(detected, demo_model, scenes, tmp_path):
+    _, out = detected
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    path = copy / f"{GEOTIFF_STEM}_detect.json"
+    old = json.loads(path.read_text())
+    del old["format"], old["front_lines_px"]  # as written before no-data handling and fronts.gpkg
+    path.write_text(json.dumps(old))
+    with pytest.warns(UserWarning, match=f"{GEOTIFF_STEM}_detect.json: written by an older nnunet_glacier"):
+        assert GEOTIFF_STEM not in {r["stem"] for r in read_records(copy)}
+    predictor = GlacierPredictor(demo_model, [0], device="cpu", mirroring=False)
+    report = detect(predictor, [scenes / f"{GEOTIFF_STEM}.tif"], copy, progress=False)
+    assert report.written == [GEOTIFF_STEM] and "front_lines_px" in json.loads(path.read_text())
