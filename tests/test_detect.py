@@ -17,7 +17,7 @@ from scipy import ndimage
 from nnunet_glacier import geo, postprocess
 from nnunet_glacier.caffe import ConversionWarning, read_grey
 from nnunet_glacier.cli import main
-from nnunet_glacier.detect import detect, ensemble_disagreement, read_records
+from nnunet_glacier.detect import detect, ensemble_disagreement, normalised_entropy, read_records
 from nnunet_glacier.errors import ModelError
 from nnunet_glacier.nnunet.predict import GlacierPredictor
 from nnunet_glacier.postprocess import choose_route
@@ -54,6 +54,16 @@ def test_disagreement_is_total_variation_from_the_mean():
     assert ensemble_disagreement([certain_a, mixed], only_that) == pytest.approx(0.2)
     assert ensemble_disagreement([certain_a], everywhere) is None
     assert ensemble_disagreement([certain_a, certain_b], ~everywhere) is None
+
+
+def test_normalised_entropy_is_0_when_certain_and_1_when_all_classes_are_equally_likely():
+    probabilities = np.zeros((4, 1, 3))
+    probabilities[2, 0, 0] = 1  # certain
+    probabilities[:, 0, 1] = 0.25  # all four classes equally likely
+    probabilities[:2, 0, 2] = 0.5  # two of four classes: log 2 / log 4
+    entropy = normalised_entropy(probabilities)
+    assert entropy.dtype == np.float32 and entropy.shape == (1, 3)
+    assert entropy[0] == pytest.approx([0.0, 1.0, 0.5], abs=1e-6)
 
 
 def test_a_folder_that_is_no_model_is_a_model_error(tmp_path, capsys):
