@@ -38,11 +38,12 @@ arguments (read from fil_finder 1.8 and checked against it in
       full side row/column of 3 makes a "T" pixel (n 3 end, n 4 body, else
       intersection), an L of 3 closing a 2 x 2 block a block pixel (counts as
       intersection), anything else a corner pixel. Corner pixels are then
-      visited in the iteration order of a Python ``set`` of their
-      ``(row, col)`` tuples (as FilFinder does): one stays on its branch if
-      exactly one diagonal neighbour is an end pixel, else joins the
-      intersections if exactly one of its neighbours is an intersection pixel
-      (pixels joined before it count).
+      visited in the iteration order of a Python ``set`` filled from the
+      list of their ``(row, col)`` tuples in the frame, in raster order (as
+      FilFinder does; how a set is filled changes its order): one stays on
+      its branch if exactly one diagonal neighbour is an end pixel, else
+      joins the intersections if exactly one of its neighbours is an
+      intersection pixel (pixels joined before it count).
    c. *Intersections* are the 8-connected groups of intersection pixels,
       named A, B, ... in label order; *branches* the 8-connected pieces of the
       remaining pixels, labelled 1, 2, ... (end pixels touching another end
@@ -360,8 +361,11 @@ def _resolve_corners(pixels: PixelSet, piece: np.ndarray, n_pieces: int, frame: 
     joining = set(_tuples(pixels.coords[classes == INTERSECTION]))
     diagonal = [OFFSETS[k] for k in DIAGONALS]
     for corners in _members(np.where(classes == CORNER, piece, 0), n_pieces):
-        index_of = dict(zip(_tuples(frame[corners]), corners))
-        for local in list(set(index_of).difference(set())):
+        local_pixels = _tuples(frame[corners])
+        index_of = dict(zip(local_pixels, corners))
+        # FilFinder's order: a set filled from the raster-order list (not from a dict: CPython sizes a set made from
+        # a dict at once and one made from a list step by step, so the same pixels can come out in another order)
+        for local in list(set(local_pixels).difference(set())):
             corner = tuple(int(v) for v in pixels.coords[index_of[local]])
             if len(ends & _neighbours(corner, diagonal)) == 1:
                 continue

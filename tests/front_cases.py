@@ -167,9 +167,54 @@ def real_front_maps(caffe_256: Path, n_images: int = 6, seed: int = 1) -> Iterat
             yield f"{stem}_{kind}", image.astype(np.uint8)
 
 
+# A skeleton piece of bench_fidelity's perturbed Jorum_2010-11-05_TSX_7_1_110 (seed 0), after the medial-axis step:
+# seven corner pixels, whose visiting order (a Python set's) decides which of the pixels at (row 6, column 8) and
+# (row 7, column 7) joins the junction below the top line; here a set filled from a list of the corner pixels
+# iterates in another order than one filled from a dict of them.
+CORNER_ORDER_PIECE = (
+    "........#............................",
+    "........#............................",
+    ".......#.............................",
+    ".......#.............................",
+    "........#............................",
+    "........#............................",
+    "........#............................",
+    ".......##............................",
+    "......#..#...........................",
+    ".....#...#..#........................",
+    "....#.....##.#.......................",
+    "...#......#.#.#......................",
+    "...#......#....#.....................",
+    "..#.......#.....#....................",
+    "..#........#.....#...................",
+    ".#.........#......#..................",
+    "#...........#......#.................",
+    "#............##....#.................",
+    "...............#####.................",
+    "....................####.............",
+    "........................##........#..",
+    "..........................###.....#..",
+    ".............................#####.##",
+    ".............................#.......",
+    ".............................#.......",
+    ".............................#.......",
+    "..............................###....",
+)
+
+
+def _from_art(rows: tuple[str, ...], margin: int = 3) -> np.ndarray:
+    """A 0/1 map from rows of ``#`` (front) and ``.``, with an empty margin around."""
+    return np.pad(np.array([[char == "#" for char in row] for row in rows], np.uint8), margin)
+
+
+def found_cases() -> Iterator[Case]:
+    """Pieces found where an earlier version of our route differed from the reference."""
+    yield "junction_corners_in_set_order", _from_art(CORNER_ORDER_PIECE)
+
+
 def all_cases(caffe_256: Path | None) -> list[Case]:
-    """Every case: drawn skeletons, band maps and (if ``caffe_256`` is given) real perturbed fronts."""
-    cases = [*drawn_skeletons(), *band_maps()]
+    """Every case: drawn skeletons, band maps, found cases and (if ``caffe_256`` is given) real perturbed fronts."""
+    cases = [*drawn_skeletons(), *band_maps(), *found_cases()]
     if caffe_256 is not None:
         cases += list(real_front_maps(caffe_256))
     return cases
