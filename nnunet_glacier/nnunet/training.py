@@ -9,6 +9,7 @@ trainers are found by name through ``nnUNet_extTrainer``
 from __future__ import annotations
 
 import multiprocessing
+import random
 from pathlib import Path
 
 import torch
@@ -38,17 +39,34 @@ def is_trained(workspace: Workspace, experiment: Experiment, fold: Fold) -> bool
     return (fold_dir / "checkpoint_final.pth").is_file() and (fold_dir / "validation" / "summary.json").is_file()
 
 
+def seed_everything(seed: int) -> None:
+    """Seed Python's ``random``, NumPy's global generator and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
 def train_fold(experiment: Experiment, fold: Fold, workspace: Workspace, *, device: str = "auto",
                max_epochs: int | None = None, iterations: int | None = None,
-               val_iterations: int | None = None) -> Path:
+               val_iterations: int | None = None, seed: int | None = None,
+               threads: int | None = None) -> Path:
     """Train one fold through nnU-Net's own machinery; resumes from the newest checkpoint.
 
     ``fold`` is a fold of nnU-Net's five-fold split or ``"all"``, which trains
     (and validates) on every training case as nnU-Net does.
 
     A fold that is already trained (final checkpoint and validation present)
-    is skipped. ``max_epochs`` / ``iterations`` / ``val_iterations`` override
-    the plans' schedule for short runs. Returns the fold folder.
+    is skipped. The schedule's length — epochs, training and validation
+    iterations per epoch, checkpoint interval — is the experiment's, for any
+    trainer (nnU-Net's stock ``nnUNetTrainer`` included, which would
+    otherwise run its own 1000 x 250); ``max_epochs`` / ``iterations`` /
+    ``val_iterations`` override it for short runs. ``seed`` seeds Python's, NumPy's and
+    torch's random generators before the trainer is built (nnU-Net seeds
+    nothing itself): network initialisation, patch sampling and augmentation
+    then repeat exactly when data loading runs in-process
+    (``nnUNet_n_proc_DA=0``); a resumed run continues with fresh random
+    state. ``threads`` caps torch's CPU threads (default: every core).
+    Returns the fold folder.
     """
     from nnunetv2.run.run_training import get_trainer_from_args, maybe_load_checkpoint
 
@@ -60,16 +78,18 @@ def train_fold(experiment: Experiment, fold: Fold, workspace: Workspace, *, devi
         return fold_dir
     torch_device = resolve_device(device)
     if torch_device.type == "cpu":
-        torch.set_num_threads(multiprocessing.cpu_count())
+        torch.set_num_threads(threads or multiprocessing.cpu_count())
+    if seed is not None:
+        seed_everything(seed)
     resume = any((fold_dir / f"checkpoint_{k}.pth").is_file() for k in ("final", "latest", "best"))
     trainer = get_trainer_from_args(experiment.dataset, experiment.configuration, fold, experiment.trainer,
                                     PLANS_NAME, continue_training=resume, device=torch_device)
-    if max_epochs is not None:
-        trainer.num_epochs = max_epochs
-    if iterations is not None:
-        trainer.num_iterations_per_epoch = iterations
-    if val_iterations is not None:
-        trainer.num_val_iterations_per_epoch = val_iterations
+    schedule = experiment.training  # its length applies to every trainer, nnU-Net's stock one too
+    trainer.num_epochs = max_epochs if max_epochs is not None else schedule.epochs
+    trainer.num_iterations_per_epoch = iterations if iterations is not None else schedule.iterations_per_epoch
+    trainer.num_val_iterations_per_epoch = val_iterations if val_iterations is not None \
+        else schedule.val_iterations_per_epoch
+    trainer.save_every = schedule.save_every
     maybe_load_checkpoint(trainer, resume, False)
     trainer.run_training()
     trainer.perform_actual_validation(False)
