@@ -113,6 +113,29 @@ def test_fused_route_puts_the_front_inside_the_front_band():
     np.testing.assert_array_equal(front, expected)
 
 
+def test_split_fused_front_splits_the_band_down_its_middle_without_dilating_glacier():
+    fused = np.full((6, 16), O, np.uint8)
+    fused[:, :8] = G
+    fused[:, 8:13] = F                     # a 5 px band around a front at column 10
+    fused[0, :3] = R                       # other classes stay as they are (no glacier dilation)
+    fused[1, 14] = R
+    zones = postprocess.split_fused_front(fused)
+    expected = fused.copy()
+    expected[:, 8:10] = G                  # nearer to glacier (1, 2 px) than to ocean (5, 4 px)
+    expected[:, 10:13] = O                 # column 10: 3 px to both, a tie goes to the ocean
+    np.testing.assert_array_equal(zones, expected)
+    assert (fused[:, 8:13] == F).all()     # input untouched
+    front = postprocess.zone_route(zones, 3.0)
+    assert set(np.argwhere(front)[:, 1].tolist()) == {10}
+
+
+def test_split_fused_front_without_glacier_or_ocean_makes_the_front_ocean():
+    no_glacier = np.array([[R, F, F, O]], np.uint8)
+    np.testing.assert_array_equal(postprocess.split_fused_front(no_glacier), [[R, O, O, O]])
+    no_ocean = np.array([[G, F, F, R]], np.uint8)
+    np.testing.assert_array_equal(postprocess.split_fused_front(no_ocean), [[G, O, O, R]])
+
+
 def test_longest_paths_removes_side_branches_and_cuts_the_junction_corner():
     skeleton = np.zeros((12, 25), bool)
     skeleton[3, 2:22] = True    # 20 px main line
