@@ -9,11 +9,17 @@ Both networks take nnU-Net's ``PlainConvUNet`` arguments from the plans plus
 - ``"early"``: one shared encoder, one decoder per task (the paper's early
   branching; about +50 % parameters for two tasks).
 
+``regression_channels`` (late branching only) adds output channels after the
+tasks' logits for auxiliary regression targets, e.g. the distance to the
+calving front (:mod:`nnunet_glacier.nnunet.front_distance`); they are trained
+by the loss and left out of the evaluation-mode output, so prediction sees
+only the tasks' classes.
+
 Output convention
 -----------------
 In training mode (``network.train()``) the network returns the per-task logits
-concatenated along the channel axis (a list over deep-supervision scales when
-deep supervision is on). In evaluation mode it returns the *joint*
+concatenated along the channel axis, then the regression channels (a list
+over deep-supervision scales when deep supervision is on). In evaluation mode it returns the *joint*
 log-probabilities over the encoded classes ``c = c_0 + n_0 c_1 + n_0 n_1 c_2``
 (see :mod:`nnunet_glacier.labels`), i.e. ``log p_0(c_0) + log p_1(c_1) + ...``.
 nnU-Net's predictor, validation and ensembling then work unchanged on the
@@ -86,7 +92,7 @@ class MultiTaskUNet(nn.Module):
     """
 
     def __init__(self, input_channels: int, num_classes: int, task_classes: Sequence[int], branching: str,
-                 deep_supervision: bool = False, **unet_kwargs):
+                 deep_supervision: bool = False, regression_channels: int = 0, **unet_kwargs):
         super().__init__()
         self.task_classes = tuple(int(n) for n in task_classes)
         if int(np.prod(self.task_classes)) != num_classes:
@@ -94,8 +100,12 @@ class MultiTaskUNet(nn.Module):
                              f"but the dataset has {num_classes}")
         if branching not in ("late", "early"):
             raise ValueError(f"branching must be 'late' or 'early', not {branching!r}")
+        if regression_channels and branching != "late":
+            raise ValueError("regression channels need late branching")
         self.branching = branching
-        first_head = sum(self.task_classes) if branching == "late" else self.task_classes[0]
+        self.regression_channels = int(regression_channels)
+        first_head = sum(self.task_classes) + self.regression_channels if branching == "late" \
+            else self.task_classes[0]
         unet = PlainConvUNet(input_channels, num_classes=first_head, deep_supervision=deep_supervision,
                              **unet_kwargs)
         self.encoder = unet.encoder
@@ -107,7 +117,7 @@ class MultiTaskUNet(nn.Module):
             for n in extra)
 
     def task_logits(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
-        """Per-task logits concatenated on the channel axis (a list over scales with deep supervision)."""
+        """Per-task logits, then regression channels, on the channel axis (a list over scales with deep supervision)."""
         skips = self.encoder(x)
         outputs = [self.decoder(skips)]
         for decoder in self.extra_decoders:
@@ -123,9 +133,10 @@ class MultiTaskUNet(nn.Module):
         logits = self.task_logits(x)
         if self.training:
             return logits
+        n_class_channels = sum(self.task_classes)
         if isinstance(logits, (list, tuple)):
-            return [joint_log_probabilities(scale, self.task_classes) for scale in logits]
-        return joint_log_probabilities(logits, self.task_classes)
+            return [joint_log_probabilities(scale[:, :n_class_channels], self.task_classes) for scale in logits]
+        return joint_log_probabilities(logits[:, :n_class_channels], self.task_classes)
 
     @staticmethod
     def initialize(module: nn.Module) -> None:
