@@ -119,3 +119,43 @@ def write_comparison(comparison: Mapping[str, Any], out: str | Path) -> list[Pat
     write_json(paths[0], comparison)
     write_text(paths[1], comparison_markdown(comparison))
     return paths
+
+
+# --- paired comparison over test images (against a baseline) ----------------------------------------------------
+
+def paired_wilcoxon(a: Mapping[str, float], b: Mapping[str, float]) -> dict[str, Any]:
+    """Two-sided Wilcoxon signed-rank test of per-image values ``a`` against ``b`` (e.g. MDEs, keyed by scene).
+
+    Pairs the scenes both have with a finite value. Returns ``n`` (pairs),
+    ``p`` (``None`` with fewer than two pairs or no difference at all), the
+    median of ``a - b`` and ``a_lower``, the number of scenes where ``a`` is
+    lower (better, for an error).
+    """
+    common = sorted(s for s in set(a) & set(b) if math.isfinite(a[s]) and math.isfinite(b[s]))
+    differences = np.array([a[s] - b[s] for s in common], dtype=float)
+    result: dict[str, Any] = {"n": len(common), "p": None,
+                              "median_difference": float(np.median(differences)) if common else None,
+                              "a_lower": int(np.sum(differences < 0))}
+    if len(common) >= 2 and np.any(differences):
+        result["p"] = float(stats.wilcoxon(differences).pvalue)
+    return result
+
+
+def against_baseline(pooled: Mapping[str, float | None], per_image: Mapping[str, Mapping[str, float]],
+                     baseline: str) -> dict[str, dict[str, Any]]:
+    """Each result's ratio of its pooled value to the baseline's and its paired test against the baseline.
+
+    ``pooled`` maps result names to one number (e.g. pooled MDE), ``per_image``
+    to per-scene values; the baseline itself gets a ratio of 1 and no test.
+    A ratio is ``None`` where either value is undefined.
+    """
+    reference = pooled.get(baseline)
+    comparison = {}
+    for name, value in pooled.items():
+        defined = value is not None and reference is not None and math.isfinite(value) and math.isfinite(reference)
+        comparison[name] = {
+            "ratio": value / reference if defined and reference else None,
+            "test": None if name == baseline or baseline not in per_image or name not in per_image
+            else paired_wilcoxon(per_image[name], per_image[baseline]),
+        }
+    return comparison
