@@ -1,0 +1,615 @@
+"""Front accuracy on real SAR: our experiments against stock nnU-Net at the same compute budget, over seeds.
+
+Baseline, trained in the same run: nnU-Net's own ``nnUNetTrainer`` on the
+fused labels (``stock_fused``) and on the zone labels (``stock_zone``), on the
+same exported dataset, the same plans configuration (architecture, patch,
+batch), the same split and fold, with only its schedule length cut to the
+budget (``num_epochs``, ``num_iterations_per_epoch``, as ``train_fold`` does
+for every trainer; validation iterations too, which change no weight: the
+final checkpoint is what is predicted). Everything else — oversampling,
+augmentation, loss, optimiser — stays nnU-Net's.
+
+For every run (stock baselines and our experiments) and seed: train one fold
+with ``train_fold`` (torch, NumPy and ``random`` seeded; data loading
+in-process so a seed repeats), predict the test split with our predictor
+(sliding window, test-time mirroring), evaluate every route the model has
+with the benchmark-exact evaluator (:mod:`nnunet_glacier.evaluate`). Then one
+table: per run and route the pooled MDE (px and m), mean and median of
+per-image MDEs (px), images without a front, macro zone IoU — each mean ± std
+over seeds — the ratio of pooled MDEs to ``stock_fused``, and paired
+Wilcoxon signed-rank tests over test images (per-image MDE in px averaged
+over the seeds where the image has a front; images with a front in both
+results are paired) of every run against ``stock_fused`` and of every
+multi-task or fused run against single-task zones (``stl_zone``).
+
+Pixel size: distances in pixels are what the network sees; metres use
+``--pixel-size`` (default 75 m, a nominal size for 256-px CaFFe copies such as
+``caffe_256``, whose names' resolutions do not hold — it also sets the 750 m
+minimum front length to 10 px). ``--pixel-size names`` uses the names'
+resolutions (full-size CaFFe).
+
+Work directory (``--work``; every step resumes: a killed benchmark continues
+where it stopped, a finished model, prediction or evaluation is not redone)::
+
+    budget.json                      the budget and data; another budget needs another --work
+    nnUNet_raw/, nnUNet_preprocessed/    shared by all runs and seeds
+    seed_<s>/nnUNet_results/         one results root per seed
+    seed_<s>/predictions/<run>/      test-split predictions (PNG)
+    seed_<s>/evaluation/<run>/       summary.json, per_image.csv
+    seed_<s>/runs/<run>.json         timings of a finished run (its presence = done)
+    seed_<s>/logs/<run>.log          nnU-Net's training output
+    results.json, results.md, mde_boxplot.png    the table, tests and box plot
+
+Runs are spread over ``--jobs`` worker processes with ``--threads`` torch
+threads each (default: one per core — small networks train faster side by
+side than with several threads each).
+
+Usage::
+
+    python benchmarks/bench_accuracy.py [--data ROOT] [--work DIR] [--seeds 0 1 2] [--runs ...]
+        [--epochs E] [--iterations I] [--batch B] [--patch P] [--stages S] [--features F0 FMAX] [--fold K]
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import math
+import multiprocessing
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+from typing import Any
+
+os.environ["nnUNet_n_proc_DA"] = "0"  # in-process data loading: seeded runs repeat; inherited by the workers
+
+import numpy as np  # noqa: E402
+
+from nnunet_glacier import caffe  # noqa: E402
+from nnunet_glacier.atomic import write_json, write_text  # noqa: E402
+from nnunet_glacier.experiments import EXPERIMENT_ORDER, Experiment, get_experiment  # noqa: E402
+from nnunet_glacier.workspace import Workspace  # noqa: E402
+
+DEFAULT_DATA = Path(os.environ.get("CAFFE_256", Path(__file__).resolve().parents[2] / "shared" / "data" / "caffe_256"))
+NOMINAL_PIXEL_SIZE_M = 75.0
+PROFILE = "bench"  # plans configuration 2d_bench
+STOCK_TRAINER = "nnUNetTrainer"
+#: Stock nnU-Net baselines: name -> the experiment whose dataset (labels) it trains on.
+STOCK_RUNS = {"stock_fused": "fused", "stock_zone": "stl_zone"}
+BASELINE = "stock_fused:fused"
+STL_ZONE = "stl_zone:zone"
+MULTI_TASK_OR_FUSED = ("mtl_late", "mtl_early", "mtl_boundary", "fused")
+DEFAULT_RUNS = (*STOCK_RUNS, *EXPERIMENT_ORDER)
+TEST_SPLIT = "test"
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """What every run gets: schedule (epochs x iterations of ``batch`` patches of ``patch`` px), U-Net size, fold."""
+
+    epochs: int
+    iterations: int
+    val_iterations: int
+    batch: int
+    patch: int
+    stages: int
+    base_features: int
+    max_features: int
+    fold: str
+    mirroring: bool
+    pixel_size: float | None  # metres per pixel for every scene; None = the names' resolutions
+    data: str
+
+    @property
+    def total_iterations(self) -> int:
+        return self.epochs * self.iterations
+
+    @property
+    def fold_key(self) -> int | str:
+        return self.fold if self.fold == "all" else int(self.fold)
+
+
+def budgeted(experiment: Experiment, budget: Budget) -> Experiment:
+    """``experiment`` with the budget's plan (patch, batch, U-Net size) and schedule, as configuration ``2d_bench``."""
+    plan = dataclasses.replace(experiment.plan, patch_size=(budget.patch, budget.patch), batch_size=budget.batch,
+                               base_features=budget.base_features, max_features=budget.max_features,
+                               max_stages=budget.stages)
+    training = dataclasses.replace(experiment.training, epochs=budget.epochs,
+                                   iterations_per_epoch=budget.iterations,
+                                   val_iterations_per_epoch=budget.val_iterations,
+                                   save_every=max(1, budget.epochs // 10))
+    return dataclasses.replace(experiment, plan=plan, training=training, profile=PROFILE)
+
+
+def run_experiment(run: str, budget: Budget) -> Experiment:
+    """The experiment a run trains: one of ours, or a stock baseline (nnU-Net's trainer on our dataset)."""
+    if run in STOCK_RUNS:
+        # same dataset, labels and title as the experiment it shadows: only the trainer differs
+        return budgeted(dataclasses.replace(get_experiment(STOCK_RUNS[run]), name=run, trainer=STOCK_TRAINER), budget)
+    return budgeted(get_experiment(run), budget)
+
+
+@dataclasses.dataclass(frozen=True)
+class Paths:
+    work: Path
+
+    @property
+    def workspace_shared(self) -> Workspace:
+        return Workspace.from_work_dir(self.work)
+
+    def workspace(self, seed: int) -> Workspace:
+        shared = self.workspace_shared
+        return Workspace(shared.raw, shared.preprocessed, self.seed_dir(seed) / "nnUNet_results")
+
+    def seed_dir(self, seed: int) -> Path:
+        return self.work / f"seed_{seed}"
+
+    def predictions(self, seed: int, run: str) -> Path:
+        return self.seed_dir(seed) / "predictions" / run
+
+    def evaluation(self, seed: int, run: str) -> Path:
+        return self.seed_dir(seed) / "evaluation" / run
+
+    def record(self, seed: int, run: str) -> Path:
+        return self.seed_dir(seed) / "runs" / f"{run}.json"
+
+    def log(self, seed: int, run: str) -> Path:
+        return self.seed_dir(seed) / "logs" / f"{run}.log"
+
+    def ensemble_predictions(self, run: str) -> Path:
+        return self.work / "ensemble" / "predictions" / run
+
+    def ensemble_evaluation(self, run: str) -> Path:
+        return self.work / "ensemble" / "evaluation" / run
+
+
+# --- preparation (main process) --------------------------------------------------------------------------------
+
+def check_budget(paths: Paths, budget: Budget) -> None:
+    """Record the budget in a new work directory; refuse a work directory made with another one."""
+    path = paths.work / "budget.json"
+    wanted = dataclasses.asdict(budget)
+    if path.is_file():
+        recorded = json.loads(path.read_text())
+        if recorded != wanted:
+            changed = sorted(k for k in wanted if recorded.get(k) != wanted[k])
+            raise SystemExit(f"error: {path}: this work directory was made with another budget "
+                             f"(differs in {', '.join(changed)}); use another --work")
+        return
+    write_json(path, wanted)
+
+
+def prepare(paths: Paths, budget: Budget, runs: Sequence[str], processes: int) -> None:
+    """Export, plan and preprocess each dataset once (shared by all runs and seeds), then the 2d_bench configuration."""
+    from nnunet_glacier.reproduce import Reproduction, export_step, plan_step
+
+    experiments = {}
+    for run in runs:
+        experiment = run_experiment(run, budget)
+        experiments.setdefault(experiment.dataset_id, experiment)
+    reproduction = Reproduction(data=Path(budget.data), work=paths.work, experiments=list(experiments.values()),
+                                pixel_size=budget.pixel_size, processes=processes)
+    reproduction.workspace.activate()
+    for experiment in experiments.values():
+        print(f"prepare {experiment.dataset}", flush=True)
+        export_step(reproduction, experiment)
+        plan_step(reproduction, experiment)
+
+
+# --- one run (worker process) ----------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    run: str
+    seed: int
+    budget: Budget
+    paths: Paths
+    device: str
+    threads: int
+
+
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and its finished children, in seconds."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def run_job(job: Job) -> dict[str, Any]:
+    """Train, predict and evaluate one run with one seed (resuming each step); returns its record."""
+    log = job.paths.log(job.seed, job.run)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a") as handle, redirect_stdout(handle), redirect_stderr(handle):
+        return _run_job(job)
+
+
+def _run_job(job: Job) -> dict[str, Any]:
+    import torch
+
+    from nnunet_glacier.nnunet.predict import GlacierPredictor, predict_images
+    from nnunet_glacier.nnunet.training import model_folder, train_fold
+
+    budget, paths = job.budget, job.paths
+    experiment = run_experiment(job.run, budget)
+    workspace = paths.workspace(job.seed).activate()
+    timings = {}
+    cpu_start = cpu_seconds()
+    start = time.perf_counter()
+    train_fold(experiment, budget.fold_key, workspace, device=job.device, max_epochs=budget.epochs,
+               iterations=budget.iterations, val_iterations=budget.val_iterations, seed=job.seed,
+               threads=job.threads)
+    timings["train_s"] = time.perf_counter() - start
+    timings["train_cpu_s"] = cpu_seconds() - cpu_start
+
+    cpu_start = cpu_seconds()
+    start = time.perf_counter()
+    torch.set_num_threads(job.threads)
+    images = [s.image for s in caffe.discover(budget.data, (TEST_SPLIT,), pixel_size=budget.pixel_size)]
+    predictor = GlacierPredictor(model_folder(workspace, experiment), [budget.fold_key], device=job.device,
+                                 mirroring=budget.mirroring)
+    report = predict_images(predictor, images, paths.predictions(job.seed, job.run), save_probabilities=True,
+                            progress=False)
+    if report.failed:
+        path, problem = report.failed[0]
+        raise caffe.CaFFeError(path, f"prediction failed: {problem}")
+    timings["predict_s"] = time.perf_counter() - start
+    timings["predict_cpu_s"] = cpu_seconds() - cpu_start
+    record = {"run": job.run, "seed": job.seed, "trainer": experiment.trainer, "dataset": experiment.dataset,
+              "configuration": experiment.configuration, "timings": timings, "threads": job.threads,
+              "git_commit": git_commit()[0], "finished": dt.datetime.now().isoformat(timespec="seconds"),
+              "load_average": os.getloadavg()}
+    write_json(paths.record(job.seed, job.run), record)
+    return record
+
+
+def run_all(jobs: list[Job], workers: int) -> None:
+    """Run the unfinished jobs on ``workers`` processes, printing one line per finished run."""
+    todo = [j for j in jobs if not j.paths.record(j.seed, j.run).is_file()]
+    print(f"{len(jobs) - len(todo)} of {len(jobs)} runs already done; {len(todo)} to go on {workers} worker(s)",
+          flush=True)
+    if not todo:
+        return
+    started = time.perf_counter()
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(run_job, job): job for job in todo}
+        for done, future in enumerate(as_completed(futures), 1):
+            job = futures[future]
+            try:
+                record = future.result()
+            except Exception as err:  # report the failing run with its log, keep the others going
+                print(f"[{done}/{len(todo)}] seed {job.seed} {job.run}: FAILED ({err}); "
+                      f"see {job.paths.log(job.seed, job.run)}", flush=True)
+                continue
+            t = record["timings"]
+            print(f"[{done}/{len(todo)}] seed {job.seed} {job.run}: train {t['train_s']:.0f} s "
+                  f"(CPU {t['train_cpu_s']:.0f} s), predict {t['predict_s']:.0f} s (CPU {t['predict_cpu_s']:.0f} s); "
+                  f"{(time.perf_counter() - started) / 60:.1f} min elapsed", flush=True)
+
+
+def ensemble_seeds(paths: Paths, budget: Budget, run: str, seeds: Sequence[int]) -> bool:
+    """Write the seeds' ensemble of ``run`` (per task the mean of their class probabilities), rebuilt every time.
+
+    Returns False (and writes nothing) unless every seed of the run has finished.
+    """
+    import shutil
+
+    from nnunet_glacier.nnunet.predict import ScenePrediction, mean_prediction, write_prediction
+
+    if len(seeds) < 2 or not all(paths.record(seed, run).is_file() for seed in seeds):
+        return False
+    out = paths.ensemble_predictions(run)
+    shutil.rmtree(out, ignore_errors=True)
+    for sample in caffe.discover(budget.data, (TEST_SPLIT,), pixel_size=budget.pixel_size):
+        members = []
+        for seed in seeds:
+            with np.load(paths.predictions(seed, run) / f"{sample.stem}_probabilities.npz") as saved:
+                members.append(ScenePrediction({task: saved[task].astype(np.float32) for task in saved.files}))
+        write_prediction(mean_prediction(members), out, sample.stem, False)
+    return True
+
+
+def evaluate_all(paths: Paths, budget: Budget, runs: Sequence[str], seeds: Sequence[int], processes: int) -> None:
+    """Evaluate every finished run and every seed ensemble afresh (the evaluator may have changed; it is quick)."""
+    from nnunet_glacier.evaluate import Settings, evaluate_predictions
+
+    folders = [(paths.predictions(seed, run), paths.evaluation(seed, run), f"seed {seed} {run}")
+               for seed in seeds for run in runs if paths.record(seed, run).is_file()]
+    for run in runs:
+        if ensemble_seeds(paths, budget, run, seeds):
+            folders.append((paths.ensemble_predictions(run), paths.ensemble_evaluation(run), f"ensemble {run}"))
+    for index, (predictions, out, what) in enumerate(folders, 1):
+        print(f"evaluate [{index}/{len(folders)}] {what}", flush=True)
+        evaluate_predictions(predictions, budget.data, split=TEST_SPLIT, out=out, pixel_size=budget.pixel_size,
+                             settings=Settings(), workers=processes, progress=False)
+
+
+# --- results ---------------------------------------------------------------------------------------------------
+
+def read_per_image(path: Path) -> dict[str, dict[str, dict[str, float]]]:
+    """``{route: {stem: row}}`` of an evaluation's per_image.csv; per row the MDE in px and its distance count."""
+    import csv
+
+    routes: dict[str, dict[str, dict[str, float]]] = {}
+    with open(path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            n = int(row["n_pred_px"]) + int(row["n_true_px"])
+            has_front = row["no_front"] == "0"
+            mde_px = float(row["mde_m"]) / float(row["pixel_size_m"]) if has_front else math.nan
+            routes.setdefault(row["route"], {})[row["stem"]] = {
+                "mde_px": mde_px, "n": n if has_front else 0, "pixel_size_m": float(row["pixel_size_m"]),
+                "iou": float(row["iou_macro"]) if row["iou_macro"] else math.nan}
+    return routes
+
+
+def seed_metrics(rows: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Pooled MDE (px and m), mean and median per image (px), no-front count and mean zone IoU of one route."""
+    with_front = [r for r in rows.values() if r["n"] > 0]
+    n = sum(r["n"] for r in with_front)
+    per_image = np.array([r["mde_px"] for r in with_front])
+    ious = [r["iou"] for r in rows.values() if not math.isnan(r["iou"])]
+    return {
+        "mde_pooled_px": sum(r["mde_px"] * r["n"] for r in with_front) / n if n else math.nan,
+        "mde_pooled_m": sum(r["mde_px"] * r["n"] * r["pixel_size_m"] for r in with_front) / n if n else math.nan,
+        "mde_mean_px": float(per_image.mean()) if per_image.size else math.nan,
+        "mde_median_px": float(np.median(per_image)) if per_image.size else math.nan,
+        "no_front": len(rows) - len(with_front),
+        "n_images": len(rows),
+        "iou_macro": float(np.mean(ious)) if ious else math.nan,
+    }
+
+
+def spread(values: Sequence[float]) -> dict[str, Any]:
+    """Mean and sample standard deviation over seeds of the defined values."""
+    defined = [v for v in values if not math.isnan(v)]
+    return {"values": [None if math.isnan(v) else v for v in values],
+            "mean": float(np.mean(defined)) if defined else None,
+            "std": float(np.std(defined, ddof=1)) if len(defined) > 1 else None}
+
+
+def seed_mean_mde(per_seed: Sequence[dict[str, dict[str, float]]]) -> dict[str, float]:
+    """Per image, its MDE (px) averaged over the seeds where it has a front (images never with a front left out)."""
+    stems = sorted({stem for rows in per_seed for stem in rows})
+    means = {}
+    for stem in stems:
+        values = [rows[stem]["mde_px"] for rows in per_seed if stem in rows and rows[stem]["n"] > 0]
+        if values:
+            means[stem] = float(np.mean(values))
+    return means
+
+
+def _compare(results: dict[str, Any], per_image: dict[str, dict[str, float]]) -> None:
+    """Add each result's ratio of pooled MDE to stock_fused's and its paired tests (see module docstring)."""
+    from nnunet_glacier.compare import against_baseline, paired_wilcoxon
+
+    pooled = {key: e["mde_pooled_px"]["mean"] if isinstance(e["mde_pooled_px"], dict) else e["mde_pooled_px"]
+              for key, e in results.items()}
+    for key, comparison in against_baseline(pooled, per_image, BASELINE).items():
+        entry = results[key]
+        entry["ratio_to_stock_fused"] = comparison["ratio"] if BASELINE in results else None
+        entry["vs_stock_fused"] = comparison["test"]
+        entry["vs_stl_zone"] = paired_wilcoxon(per_image[key], per_image[STL_ZONE]) \
+            if STL_ZONE in per_image and entry["run"] in MULTI_TASK_OR_FUSED else None
+
+
+def collect(paths: Paths, runs: Sequence[str], seeds: Sequence[int]) -> dict[str, Any]:
+    """Every finished (run, route): metrics per seed, their spread, ratios and paired tests; and the seed ensembles."""
+    results: dict[str, Any] = {}
+    per_image: dict[str, dict[str, float]] = {}
+    ensembles: dict[str, Any] = {}
+    ensemble_per_image: dict[str, dict[str, float]] = {}
+    for run in runs:
+        by_route: dict[str, list[dict[str, dict[str, float]]]] = {}
+        used_seeds = []
+        for seed in seeds:
+            csv_path = paths.evaluation(seed, run) / "per_image.csv"
+            if not paths.record(seed, run).is_file() or not csv_path.is_file():
+                continue
+            used_seeds.append(seed)
+            for route, rows in read_per_image(csv_path).items():
+                by_route.setdefault(route, []).append(rows)
+        for route, per_seed in by_route.items():
+            key = f"{run}:{route}"
+            metrics = [seed_metrics(rows) for rows in per_seed]
+            results[key] = {"run": run, "route": route, "seeds": used_seeds,
+                            **{name: spread([m[name] for m in metrics]) for name in metrics[0]}}
+            per_image[key] = seed_mean_mde(per_seed)
+        ensemble_csv = paths.ensemble_evaluation(run) / "per_image.csv"
+        if paths.ensemble_predictions(run).is_dir() and ensemble_csv.is_file() and len(used_seeds) == len(seeds):
+            for route, rows in read_per_image(ensemble_csv).items():
+                key = f"{run}:{route}"
+                ensembles[key] = {"run": run, "route": route, "seeds": used_seeds, **seed_metrics(rows)}
+                ensemble_per_image[key] = {stem: r["mde_px"] for stem, r in rows.items() if r["n"] > 0}
+    _compare(results, per_image)
+    _compare(ensembles, ensemble_per_image)
+    return {"results": results, "per_image_mde_px": per_image, "ensembles": ensembles,
+            "ensemble_per_image_mde_px": ensemble_per_image}
+
+
+# --- reporting -------------------------------------------------------------------------------------------------
+
+def _pm(entry: dict[str, Any], digits: int) -> str:
+    if entry["mean"] is None:
+        return "–"
+    text = f"{entry['mean']:.{digits}f}"
+    return text + (f" ± {entry['std']:.{digits}f}" if entry["std"] is not None else "")
+
+
+def _num(value: float | None, digits: int) -> str:
+    return "–" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
+def _test(test: dict[str, Any] | None) -> str:
+    if not test or test["p"] is None:
+        return "–"
+    return f"{test['p']:.3g} ({test['a_lower']}/{test['n']})"
+
+
+TABLE_HEADER = ("| run | route | seeds | pooled MDE (px) | pooled MDE (m) | mean per image (px) | median (px) "
+                "| no front | zone IoU | ratio to stock fused | p vs stock fused | p vs STL zone |")
+
+
+def table_markdown(results: dict[str, Any]) -> list[str]:
+    """The results table (Markdown), one row per run and route."""
+    lines = [TABLE_HEADER, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for key, e in results.items():
+        ratio = "–" if e["ratio_to_stock_fused"] is None else f"{e['ratio_to_stock_fused']:.2f}"
+        lines.append(f"| {e['run']} | {e['route']} | {len(e['seeds'])} | {_pm(e['mde_pooled_px'], 1)} "
+                     f"| {_pm(e['mde_pooled_m'], 0)} | {_pm(e['mde_mean_px'], 1)} | {_pm(e['mde_median_px'], 1)} "
+                     f"| {_pm(e['no_front'], 1)} of {int(e['n_images']['mean'])} | {_pm(e['iou_macro'], 3)} "
+                     f"| {ratio} | {_test(e['vs_stock_fused'])} | {_test(e['vs_stl_zone'])} |")
+    return lines
+
+
+ENSEMBLE_HEADER = ("| run | route | seeds | pooled MDE (px) | pooled MDE (m) | mean per image (px) | median (px) "
+                   "| no front | zone IoU | ratio to stock fused | p vs stock fused | p vs STL zone |")
+
+
+def ensemble_table_markdown(ensembles: dict[str, Any]) -> list[str]:
+    """The seed ensembles' table (Markdown): one model per run, the mean of its seeds' class probabilities."""
+    lines = [ENSEMBLE_HEADER, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for e in ensembles.values():
+        ratio = "–" if e["ratio_to_stock_fused"] is None else f"{e['ratio_to_stock_fused']:.2f}"
+        lines.append(f"| {e['run']} | {e['route']} | {len(e['seeds'])} | {_num(e['mde_pooled_px'], 1)} "
+                     f"| {_num(e['mde_pooled_m'], 0)} | {_num(e['mde_mean_px'], 1)} | {_num(e['mde_median_px'], 1)} "
+                     f"| {e['no_front']} of {e['n_images']} | {_num(e['iou_macro'], 3)} | {ratio} "
+                     f"| {_test(e['vs_stock_fused'])} "
+                     f"| {_test(e['vs_stl_zone'])} |")
+    return lines
+
+
+def describe_budget(budget: Budget, seeds: Sequence[int]) -> str:
+    pixel = "the names' resolutions" if budget.pixel_size is None else f"a nominal {budget.pixel_size:g} m"
+    return (f"budget: {budget.epochs} epochs x {budget.iterations} iterations = {budget.total_iterations} "
+            f"iterations of batch {budget.batch}, {budget.patch} px patches; U-Net {budget.stages} stages, "
+            f"{budget.base_features}..{budget.max_features} features; fold {budget.fold}; test-time mirroring "
+            f"{'on' if budget.mirroring else 'off'}; seeds {', '.join(map(str, seeds))}; pixel size {pixel}; "
+            f"data {budget.data}")
+
+
+def git_commit() -> tuple[str | None, bool]:
+    """The repository's commit and whether tracked files differ from it."""
+    repo = Path(__file__).resolve().parents[1]
+    head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True)
+    return head.stdout.strip() or None, bool(dirty.stdout.strip())
+
+
+def machine() -> dict[str, Any]:
+    """Where the benchmark ran and with which versions."""
+    from importlib.metadata import version
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").is_file() \
+        else platform.processor()
+    commit, dirty = git_commit()
+    return {"platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(),
+            "python": platform.python_version(),
+            "versions": {p: version(p) for p in ("nnunetv2", "torch", "numpy", "scipy",
+                                                 "dynamic_network_architectures", "batchgeneratorsv2")},
+            "git_commit": commit, "git_dirty": dirty}
+
+
+def write_results(paths: Paths, budget: Budget, seeds: Sequence[int], runs: Sequence[str], collected: dict,
+                  wall_s: float) -> None:
+    from nnunet_glacier import plots
+
+    records = [json.loads(paths.record(s, r).read_text()) for s in seeds for r in runs
+               if paths.record(s, r).is_file()]
+    lines = ["# Accuracy against stock nnU-Net", "", describe_budget(budget, seeds), "",
+             "MDE: pooled over test images (Eq. 1), mean and median of per-image MDEs; mean ± std over seeds. "
+             "p: two-sided Wilcoxon signed-rank test over test images of the per-image MDE (px, averaged over "
+             "seeds), in brackets the images where the row is better / images paired.", "",
+             *table_markdown(collected["results"]), ""]
+    if collected["ensembles"]:
+        lines += ["Seed ensembles (per task the mean of the seeds' class probabilities, then the same evaluation; "
+                  "p over test images of the ensembles' per-image MDEs):", "",
+                  *ensemble_table_markdown(collected["ensembles"]), ""]
+    lines += ["![per-image MDE, averaged over seeds](mde_boxplot.png)", ""]
+    series = {key: {"test": [v * (budget.pixel_size or 1.0) for v in mdes.values() if v > 0]}
+              for key, mdes in collected["per_image_mde_px"].items()}
+    if any(s["test"] for s in series.values()):
+        plots.plot_mde_boxplot(series, paths.work / "mde_boxplot", by="split", baselines={})
+    write_text(paths.work / "results.md", "\n".join(lines))
+    write_json(paths.work / "results.json", {
+        "budget": dataclasses.asdict(budget), "seeds": list(seeds), "runs": list(runs), "machine": machine(),
+        "wall_s_this_invocation": wall_s, "run_records": records,
+        "written": dt.datetime.now().isoformat(timespec="seconds"), **collected})
+
+
+# --- command line ----------------------------------------------------------------------------------------------
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help=f"CaFFe root (default: {DEFAULT_DATA})")
+    parser.add_argument("--work", type=Path, default=Path("bench_accuracy_work"),
+                        help="work directory (default: ./bench_accuracy_work)")
+    parser.add_argument("--runs", nargs="+", default=list(DEFAULT_RUNS), choices=DEFAULT_RUNS, metavar="RUN",
+                        help=f"runs (default: all: {' '.join(DEFAULT_RUNS)})")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default: 0 1 2)")
+    parser.add_argument("--epochs", type=int, default=40, help="epochs (default: 40)")
+    parser.add_argument("--iterations", type=int, default=40, help="training iterations per epoch (default: 40)")
+    parser.add_argument("--val-iterations", type=int, default=5,
+                        help="validation iterations per epoch (logging only; default: 5)")
+    parser.add_argument("--batch", type=int, default=4, help="batch size (default: 4)")
+    parser.add_argument("--patch", type=int, default=128, help="square patch edge in px (default: 128)")
+    parser.add_argument("--stages", type=int, default=5, help="U-Net stages, at most (default: 5)")
+    parser.add_argument("--features", type=int, nargs=2, default=[16, 256], metavar=("FIRST", "MAX"),
+                        help="features of the first stage and the cap (default: 16 256)")
+    parser.add_argument("--fold", default="0", choices=[*map(str, range(5)), "all"],
+                        help="fold of nnU-Net's split to train (default: 0)")
+    parser.add_argument("--pixel-size", default=str(NOMINAL_PIXEL_SIZE_M), metavar="METRES|names",
+                        help=f"metres per pixel for every scene, or 'names' (default: {NOMINAL_PIXEL_SIZE_M:g})")
+    parser.add_argument("--no-mirroring", action="store_true", help="predict without test-time mirroring")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: cores)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads per worker (default: cores / jobs, at least 1)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="train nothing: evaluate the finished runs and rebuild the table")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    pixel_size = None if args.pixel_size == "names" else float(args.pixel_size)
+    budget = Budget(epochs=args.epochs, iterations=args.iterations, val_iterations=args.val_iterations,
+                    batch=args.batch, patch=args.patch, stages=args.stages, base_features=args.features[0],
+                    max_features=args.features[1], fold=args.fold, mirroring=not args.no_mirroring,
+                    pixel_size=pixel_size, data=str(args.data.resolve()))
+    paths = Paths(args.work.resolve())
+    runs = [r for r in DEFAULT_RUNS if r in args.runs]
+    print(describe_budget(budget, args.seeds), flush=True)
+    check_budget(paths, budget)
+    if not args.report_only:
+        prepare(paths, budget, runs, processes=os.cpu_count() or 1)
+    jobs = [Job(run, seed, budget, paths, args.device, args.threads or max(1, (os.cpu_count() or 1) // args.jobs))
+            for seed in args.seeds for run in runs]
+    if not args.report_only:
+        run_all(jobs, args.jobs)
+    evaluate_all(paths, budget, runs, args.seeds, os.cpu_count() or 1)
+    collected = collect(paths, runs, args.seeds)
+    if not collected["results"]:
+        print("no finished run yet", file=sys.stderr)
+        return 1
+    write_results(paths, budget, args.seeds, runs, collected, time.perf_counter() - started)
+    print("\n" + "\n".join(table_markdown(collected["results"])))
+    if collected["ensembles"]:
+        print("\nseed ensembles:\n" + "\n".join(ensemble_table_markdown(collected["ensembles"])))
+    print(f"\nwrote {paths.work / 'results.md'}, results.json and mde_boxplot.png")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)
