@@ -125,3 +125,33 @@ def test_nnunet_finds_our_trainer_classes_through_the_trainer_path(name, monkeyp
     trainer = get_experiment(name).trainer
     found = recursive_find_trainer_class_by_name(trainer)
     assert found.__module__.startswith(trainers.__name__ + ".") and found.__name__ == trainer
+
+
+def test_regression_channels_train_after_the_tasks_and_stay_out_of_prediction():
+    torch.manual_seed(2)
+    network = MultiTaskUNet(1, 8, (4, 2), "late", regression_channels=1, deep_supervision=True, **unet_kwargs())
+    x = torch.randn(2, 1, 32, 32)
+    outputs = network(x)
+    assert [o.shape[1] for o in outputs] == [7] * 3   # 4 zone + 2 front logits + 1 regression, every scale
+    network.eval()
+    network.decoder.deep_supervision = False
+    with torch.no_grad():
+        joint = network(x)
+        logits = network.task_logits(x)
+    assert joint.shape == (2, 8, 32, 32)              # prediction: the joint classes only
+    assert torch.allclose(joint, joint_log_probabilities(logits[:, :6], (4, 2)))
+    with pytest.raises(ValueError, match="late branching"):
+        MultiTaskUNet(1, 8, (4, 2), "early", regression_channels=1, **unet_kwargs())
+
+
+def test_front_distance_target_is_the_capped_chessboard_distance():
+    from nnunet_glacier.nnunet.front_distance import FrontDistanceLoss, front_distance_target
+
+    front = torch.zeros(1, 1, 7, 9)
+    front[0, 0, :, 2] = 1                               # a vertical front in column 2
+    target = front_distance_target(front, max_px=4)
+    expected = torch.tensor([min(abs(c - 2), 4) / 4 for c in range(9)]).expand(7, 9)
+    assert torch.allclose(target[0, 0], expected)
+    assert torch.equal(front_distance_target(torch.zeros(1, 1, 3, 3), 4), torch.ones(1, 1, 3, 3))
+    perfect = torch.logit(expected.clamp(1e-4, 1 - 1e-4))[None, None]
+    assert FrontDistanceLoss(4)(perfect, front) < 1e-3 < FrontDistanceLoss(4)(-perfect, front)
