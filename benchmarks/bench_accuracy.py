@@ -554,7 +554,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--runs", nargs="+", default=list(DEFAULT_RUNS), choices=DEFAULT_RUNS, metavar="RUN",
                         help=f"runs (default: all: {' '.join(DEFAULT_RUNS)})")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default: 0 1 2)")
-    parser.add_argument("--epochs", type=int, default=40, help="epochs (default: 40)")
+    parser.add_argument("--epochs", type=int, default=30, help="epochs (default: 30)")
     parser.add_argument("--iterations", type=int, default=40, help="training iterations per epoch (default: 40)")
     parser.add_argument("--val-iterations", type=int, default=5,
                         help="validation iterations per epoch (logging only; default: 5)")
