@@ -75,7 +75,7 @@ import numpy as np  # noqa: E402
 
 from nnunet_glacier import caffe  # noqa: E402
 from nnunet_glacier.atomic import write_json, write_text  # noqa: E402
-from nnunet_glacier.experiments import EXPERIMENT_ORDER, Experiment, get_experiment  # noqa: E402
+from nnunet_glacier.experiments import Experiment, get_experiment, load_experiments  # noqa: E402
 from nnunet_glacier.workspace import Workspace  # noqa: E402
 
 DEFAULT_DATA = Path(os.environ.get("CAFFE_256", Path(__file__).resolve().parents[2] / "shared" / "data" / "caffe_256"))
@@ -86,8 +86,9 @@ STOCK_TRAINER = "nnUNetTrainer"
 STOCK_RUNS = {"stock_fused": "fused", "stock_zone": "stl_zone"}
 BASELINE = "stock_fused:fused"
 STL_ZONE = "stl_zone:zone"
-MULTI_TASK_OR_FUSED = ("mtl_late", "mtl_early", "mtl_boundary", "fused")
-DEFAULT_RUNS = (*STOCK_RUNS, *EXPERIMENT_ORDER)
+#: Runs compared with single-task zones as in the paper (multi-task and fused labels).
+MULTI_TASK_OR_FUSED = tuple(name for name, e in load_experiments().items() if e.is_multitask or "fused" in e.tasks)
+DEFAULT_RUNS = (*STOCK_RUNS, *load_experiments())
 TEST_SPLIT = "test"
 
 

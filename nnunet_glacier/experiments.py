@@ -77,6 +77,18 @@ class EvaluationSettings:
 
 
 @dataclass(frozen=True)
+class FrontDistanceSettings:
+    """The front-distance regression head (:mod:`nnunet_glacier.nnunet.front_distance`).
+
+    ``max_px``: distances are capped at this many pixels (of each
+    deep-supervision scale); ``weight``: its loss's weight beside the tasks'.
+    """
+
+    max_px: int
+    weight: float
+
+
+@dataclass(frozen=True)
 class Experiment:
     name: str
     title: str
@@ -92,6 +104,7 @@ class Experiment:
     folds: tuple[int, ...]
     evaluation: EvaluationSettings
     profile: str = "paper"
+    front_distance: FrontDistanceSettings | None = None
 
     @property
     def dataset(self) -> str:
@@ -172,6 +185,7 @@ def _experiment_from_dict(raw: dict[str, Any], profile: str, source: Path) -> Ex
             training=TrainingSettings(**raw["training"]), folds=tuple(raw["folds"]),
             evaluation=EvaluationSettings(**raw["evaluation"]),
             profile=profile,
+            front_distance=FrontDistanceSettings(**raw["front_distance"]) if raw.get("front_distance") else None,
         )
     except (KeyError, TypeError, ValueError) as err:
         raise ConfigError(f"{source}: missing, unexpected or malformed setting ({err})") from err
@@ -184,6 +198,8 @@ def _experiment_from_dict(raw: dict[str, Any], profile: str, source: Path) -> Ex
         raise ConfigError(f"{source}: only the SGD optimizer with the poly schedule is supported")
     if experiment.branching not in (None, "late", "early"):
         raise ConfigError(f"{source}: branching must be null, 'late' or 'early'")
+    if experiment.front_distance is not None and (experiment.branching != "late" or "front" not in experiment.tasks):
+        raise ConfigError(f"{source}: a front-distance head needs late branching and a front task")
     if (experiment.branching is None) == experiment.is_multitask:
         raise ConfigError(f"{source}: multi-task experiments need a branching, single-task ones none")
     return experiment

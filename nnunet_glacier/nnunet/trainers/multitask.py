@@ -29,6 +29,7 @@ from nnunet_glacier import labels
 from nnunet_glacier.atomic import write_json
 from nnunet_glacier.errors import ConfigError
 from nnunet_glacier.experiments import Experiment, get_experiment
+from nnunet_glacier.nnunet.front_distance import FrontDistanceLoss
 from nnunet_glacier.nnunet.networks import task_log_probabilities
 from nnunet_glacier.nnunet.trainers.glacier import nnUNetTrainerGlacier
 
@@ -40,16 +41,24 @@ class MultiTaskLoss(nn.Module):
     """Weighted sum of one loss per task on a multi-task output and an encoded label.
 
     ``output`` holds either the per-task logits (``sum(task_classes)``
-    channels, training mode) or the joint log-probabilities
-    (``prod(task_classes)`` channels, evaluation mode); ``target`` is the
-    encoded label ``(B, 1, ...)``.
+    channels, training mode), followed by one front-distance channel when
+    ``front_distance`` is given, or the joint log-probabilities
+    (``prod(task_classes)`` channels, evaluation mode, which have no
+    regression channel); ``target`` is the encoded label ``(B, 1, ...)``.
+    ``front_distance`` adds ``front_distance_weight`` times its loss on the
+    regression channel against the label of task ``front_task``.
     """
 
-    def __init__(self, task_loss: nn.Module, task_classes: tuple[int, ...], weights: tuple[float, ...]):
+    def __init__(self, task_loss: nn.Module, task_classes: tuple[int, ...], weights: tuple[float, ...],
+                 front_distance: FrontDistanceLoss | None = None, front_distance_weight: float = 0.0,
+                 front_task: int = 1):
         super().__init__()
         self.task_loss = task_loss
         self.task_classes = task_classes
         self.weights = weights
+        self.front_distance = front_distance
+        self.front_distance_weight = front_distance_weight
+        self.front_task = front_task
 
     def split(self, output: torch.Tensor) -> list[torch.Tensor]:
         """Per-task logits (or log-probabilities) from either output form."""
@@ -59,7 +68,14 @@ class MultiTaskLoss(nn.Module):
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         targets = labels.decode_tasks(target.long(), self.task_classes)
-        return sum(w * self.task_loss(o, t) for w, o, t in zip(self.weights, self.split(output), targets))
+        n_logits = sum(self.task_classes)
+        regression = None
+        if self.front_distance is not None and output.shape[1] == n_logits + 1:
+            output, regression = output[:, :n_logits], output[:, n_logits:]
+        loss = sum(w * self.task_loss(o, t) for w, o, t in zip(self.weights, self.split(output), targets))
+        if regression is not None:
+            loss = loss + self.front_distance_weight * self.front_distance(regression, targets[self.front_task])
+        return loss
 
 
 class nnUNetTrainerMTL(nnUNetTrainerGlacier):
@@ -83,7 +99,7 @@ class nnUNetTrainerMTL(nnUNetTrainerGlacier):
     def experiment(cls) -> Experiment:
         if not cls.experiment_name:
             raise ConfigError(f"{cls.__name__} is abstract; use nnUNetTrainerMTLLate, "
-                              "nnUNetTrainerMTLEarly or nnUNetTrainerMTLBoundary")
+                              "nnUNetTrainerMTLEarly, nnUNetTrainerMTLBoundary or nnUNetTrainerMTLDistance")
         return get_experiment(cls.experiment_name)
 
     @classmethod
@@ -95,17 +111,23 @@ class nnUNetTrainerMTL(nnUNetTrainerGlacier):
                               f"{configuration_manager.network_arch_class_name}")
         experiment = cls.experiment()
         kwargs = dict(configuration_manager.network_arch_init_kwargs,
-                      task_classes=experiment.task_classes, branching=experiment.branching)
+                      task_classes=experiment.task_classes, branching=experiment.branching,
+                      regression_channels=int(experiment.front_distance is not None))
         return get_network_from_plans(NETWORK_CLASS, kwargs, configuration_manager.network_arch_init_kwargs_req_import,
                                       num_input_channels, num_output_channels, allow_init=True,
                                       deep_supervision=enable_deep_supervision)
 
     def _build_loss(self):
         stock = super()._build_loss()  # nnU-Net's Dice + CE, wrapped for deep supervision when enabled
-        weights = self.experiment().loss_weights
+        experiment = self.experiment()
+        distance = experiment.front_distance
+        extra = {} if distance is None else {
+            "front_distance": FrontDistanceLoss(distance.max_px), "front_distance_weight": distance.weight,
+            "front_task": experiment.tasks.index("front")}
         if isinstance(stock, DeepSupervisionWrapper):
-            return DeepSupervisionWrapper(MultiTaskLoss(stock.loss, self.task_classes, weights), stock.weight_factors)
-        return MultiTaskLoss(stock, self.task_classes, weights)
+            return DeepSupervisionWrapper(MultiTaskLoss(stock.loss, self.task_classes, experiment.loss_weights,
+                                                        **extra), stock.weight_factors)
+        return MultiTaskLoss(stock, self.task_classes, experiment.loss_weights, **extra)
 
     def validation_step(self, batch: dict) -> dict:
         """Loss and hard per-task TP/FP/FN of every task's foreground classes (tasks concatenated)."""
@@ -167,6 +189,12 @@ class nnUNetTrainerMTLBoundary(nnUNetTrainerMTL):
     """Multi-task, late branching with the glacier-boundary third task (zone + front + boundary)."""
 
     experiment_name = "mtl_boundary"
+
+
+class nnUNetTrainerMTLDistance(nnUNetTrainerMTL):
+    """Multi-task, late branching (zone + front) with a front-distance regression head (see front_distance.py)."""
+
+    experiment_name = "mtl_distance"
 
 
 def task_dice_on_folder(predictions: Path, references: Path, task_names: tuple[str, ...],

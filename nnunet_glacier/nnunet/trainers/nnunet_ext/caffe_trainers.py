@@ -8,6 +8,7 @@ from nnunet_glacier.nnunet.trainers.glacier import nnUNetTrainerGlacier  # noqa:
 from nnunet_glacier.nnunet.trainers.multitask import (  # noqa: F401
     nnUNetTrainerMTL,
     nnUNetTrainerMTLBoundary,
+    nnUNetTrainerMTLDistance,
     nnUNetTrainerMTLEarly,
     nnUNetTrainerMTLLate,
 )
