@@ -1,26 +1,32 @@
 """Front accuracy on real SAR: our experiments against stock nnU-Net at the same compute budget, over seeds.
 
-Baseline, trained in the same run: nnU-Net's own ``nnUNetTrainer`` on the
-fused labels (``stock_fused``) and on the zone labels (``stock_zone``), on the
-same exported dataset, the same plans configuration (architecture, patch,
-batch), the same split and fold, with only its schedule length cut to the
-budget (``num_epochs``, ``num_iterations_per_epoch``, as ``train_fold`` does
-for every trainer; validation iterations too, which change no weight: the
-final checkpoint is what is predicted). Everything else — oversampling,
-augmentation, loss, optimiser — stays nnU-Net's.
+Baseline, trained in the same run: the baseline experiments of ``configs/``
+(role ``baseline``): nnU-Net's own ``nnUNetTrainer`` on the fused labels
+(``stock_fused``) and on the zone labels (``stock_zone``), on the same
+exported dataset, the same plans configuration (architecture, patch, batch),
+the same split and fold, with only its schedule length cut to the budget
+(``num_epochs``, ``num_iterations_per_epoch``, as ``train_fold`` does for
+every trainer; validation iterations and the checkpoint interval too, which
+change no weight: the final checkpoint is what is predicted). Everything
+else — oversampling, augmentation, loss, optimiser — stays nnU-Net's.
 
 For every run (stock baselines and our experiments) and seed: train one fold
 with ``train_fold`` (torch, NumPy and ``random`` seeded; data loading
 in-process so a seed repeats), predict the test split with our predictor
 (sliding window, test-time mirroring), evaluate every route the model has
-with the benchmark-exact evaluator (:mod:`nnunet_glacier.evaluate`). Then one
-table: per run and route the pooled MDE (px and m), mean and median of
-per-image MDEs (px), images without a front, macro zone IoU — each mean ± std
-over seeds — the ratio of pooled MDEs to ``stock_fused``, and paired
-Wilcoxon signed-rank tests over test images (per-image MDE in px averaged
-over the seeds where the image has a front; images with a front in both
-results are paired) of every run against ``stock_fused`` and of every
-multi-task or fused run against single-task zones (``stl_zone``).
+with the benchmark-exact evaluator (:mod:`nnunet_glacier.evaluate`), plus the
+post-processing options beside it (``fused_split``, ``fused_front`` for fused
+maps, stock's included: an improvement that is pure post-processing shows on
+stock too). Then one table: per run and route the pooled MDE (px and m),
+mean and median of per-image MDEs (px), images without a front, macro zone
+IoU — each mean ± std over seeds — the ratio of pooled MDEs to
+``stock_fused:fused`` (stock nnU-Net, benchmark-exact route) and to the best
+stock row (any route), and paired Wilcoxon signed-rank tests over test images
+(per-image MDE in px averaged over the seeds where the image has a front;
+images with a front in both results are paired) of every row against those
+two and of every multi-task or fused row against single-task zones
+(``stl_zone:zone``). The same again for the seed ensembles (per task the mean
+of the seeds' class probabilities).
 
 Pixel size: distances in pixels are what the network sees; metres use
 ``--pixel-size`` (default 75 m, a nominal size for 256-px CaFFe copies such as
@@ -28,8 +34,9 @@ Pixel size: distances in pixels are what the network sees; metres use
 minimum front length to 10 px). ``--pixel-size names`` uses the names'
 resolutions (full-size CaFFe).
 
-Work directory (``--work``; every step resumes: a killed benchmark continues
-where it stopped, a finished model, prediction or evaluation is not redone)::
+Work directory (``--work``; a killed benchmark continues where it stopped: a
+finished run is not redone, an interrupted one resumes from its checkpoint;
+evaluations are redone every time, they take seconds)::
 
     budget.json                      the budget and data; another budget needs another --work
     nnUNet_raw/, nnUNet_preprocessed/    shared by all runs and seeds
@@ -38,7 +45,8 @@ where it stopped, a finished model, prediction or evaluation is not redone)::
     seed_<s>/evaluation/<run>/       summary.json, per_image.csv
     seed_<s>/runs/<run>.json         timings of a finished run (its presence = done)
     seed_<s>/logs/<run>.log          nnU-Net's training output
-    results.json, results.md, mde_boxplot.png    the table, tests and box plot
+    ensemble/{predictions,evaluation}/<run>/     the seed ensembles (rebuilt each time)
+    results.json, results.md, mde_boxplot.png    the tables, tests and box plot
 
 Runs are spread over ``--jobs`` worker processes with ``--threads`` torch
 threads each (default: one per core — small networks train faster side by
@@ -75,20 +83,20 @@ import numpy as np  # noqa: E402
 
 from nnunet_glacier import caffe  # noqa: E402
 from nnunet_glacier.atomic import write_json, write_text  # noqa: E402
+from nnunet_glacier.errors import InputError  # noqa: E402
 from nnunet_glacier.experiments import Experiment, get_experiment, load_experiments  # noqa: E402
 from nnunet_glacier.workspace import Workspace  # noqa: E402
 
 DEFAULT_DATA = Path(os.environ.get("CAFFE_256", Path(__file__).resolve().parents[2] / "shared" / "data" / "caffe_256"))
 NOMINAL_PIXEL_SIZE_M = 75.0
 PROFILE = "bench"  # plans configuration 2d_bench
-STOCK_TRAINER = "nnUNetTrainer"
-#: Stock nnU-Net baselines: name -> the experiment whose dataset (labels) it trains on.
-STOCK_RUNS = {"stock_fused": "fused", "stock_zone": "stl_zone"}
 BASELINE = "stock_fused:fused"
 STL_ZONE = "stl_zone:zone"
+EXTRA_ROUTES = ("fused_split", "fused_front")
 #: Runs compared with single-task zones as in the paper (multi-task and fused labels).
 MULTI_TASK_OR_FUSED = tuple(name for name, e in load_experiments().items() if e.is_multitask or "fused" in e.tasks)
-DEFAULT_RUNS = (*STOCK_RUNS, *load_experiments())
+#: Every configured experiment, the baselines (stock nnU-Net) first.
+DEFAULT_RUNS = tuple(sorted(load_experiments(), key=lambda name: load_experiments()[name].role != "baseline"))
 TEST_SPLIT = "test"
 
 
@@ -131,10 +139,7 @@ def budgeted(experiment: Experiment, budget: Budget) -> Experiment:
 
 
 def run_experiment(run: str, budget: Budget) -> Experiment:
-    """The experiment a run trains: one of ours, or a stock baseline (nnU-Net's trainer on our dataset)."""
-    if run in STOCK_RUNS:
-        # same dataset, labels and title as the experiment it shadows: only the trainer differs
-        return budgeted(dataclasses.replace(get_experiment(STOCK_RUNS[run]), name=run, trainer=STOCK_TRAINER), budget)
+    """The experiment a run trains (ours or a stock baseline), with the budget."""
     return budgeted(get_experiment(run), budget)
 
 
@@ -259,7 +264,7 @@ def _run_job(job: Job) -> dict[str, Any]:
                             progress=False)
     if report.failed:
         path, problem = report.failed[0]
-        raise caffe.CaFFeError(path, f"prediction failed: {problem}")
+        raise InputError(path, f"prediction failed: {problem}")
     timings["predict_s"] = time.perf_counter() - start
     timings["predict_cpu_s"] = cpu_seconds() - cpu_start
     record = {"run": job.run, "seed": job.seed, "trainer": experiment.trainer, "dataset": experiment.dataset,
@@ -318,7 +323,8 @@ def ensemble_seeds(paths: Paths, budget: Budget, run: str, seeds: Sequence[int])
 
 def evaluate_all(paths: Paths, budget: Budget, runs: Sequence[str], seeds: Sequence[int], processes: int) -> None:
     """Evaluate every finished run and every seed ensemble afresh (the evaluator may have changed; it is quick)."""
-    from nnunet_glacier.evaluate import Settings, evaluate_predictions
+    from nnunet_glacier.evaluate import evaluate_predictions
+    from nnunet_glacier.postprocess import PostprocessSettings
 
     folders = [(paths.predictions(seed, run), paths.evaluation(seed, run), f"seed {seed} {run}")
                for seed in seeds for run in runs if paths.record(seed, run).is_file()]
@@ -328,7 +334,7 @@ def evaluate_all(paths: Paths, budget: Budget, runs: Sequence[str], seeds: Seque
     for index, (predictions, out, what) in enumerate(folders, 1):
         print(f"evaluate [{index}/{len(folders)}] {what}", flush=True)
         evaluate_predictions(predictions, budget.data, split=TEST_SPLIT, out=out, pixel_size=budget.pixel_size,
-                             settings=Settings(), workers=processes, progress=False)
+                             settings=PostprocessSettings(), extra_routes=EXTRA_ROUTES, workers=processes, progress=False)
 
 
 # --- results ---------------------------------------------------------------------------------------------------
@@ -374,27 +380,35 @@ def spread(values: Sequence[float]) -> dict[str, Any]:
             "std": float(np.std(defined, ddof=1)) if len(defined) > 1 else None}
 
 
-def seed_mean_mde(per_seed: Sequence[dict[str, dict[str, float]]]) -> dict[str, float]:
-    """Per image, its MDE (px) averaged over the seeds where it has a front (images never with a front left out)."""
+def seed_mean_mde(per_seed: Sequence[dict[str, dict[str, float]]], metres: bool = False) -> dict[str, float]:
+    """Per image, its MDE (px, or m) averaged over the seeds where it has a front (never-front images left out)."""
     stems = sorted({stem for rows in per_seed for stem in rows})
     means = {}
     for stem in stems:
-        values = [rows[stem]["mde_px"] for rows in per_seed if stem in rows and rows[stem]["n"] > 0]
+        values = [rows[stem]["mde_px"] * (rows[stem]["pixel_size_m"] if metres else 1.0)
+                  for rows in per_seed if stem in rows and rows[stem]["n"] > 0]
         if values:
             means[stem] = float(np.mean(values))
     return means
 
 
 def _compare(results: dict[str, Any], per_image: dict[str, dict[str, float]]) -> None:
-    """Add each result's ratio of pooled MDE to stock_fused's and its paired tests (see module docstring)."""
+    """Add each row's ratios of pooled MDE to stock (exact route; best route) and its paired tests."""
     from nnunet_glacier.compare import against_baseline, paired_wilcoxon
 
     pooled = {key: e["mde_pooled_px"]["mean"] if isinstance(e["mde_pooled_px"], dict) else e["mde_pooled_px"]
               for key, e in results.items()}
-    for key, comparison in against_baseline(pooled, per_image, BASELINE).items():
-        entry = results[key]
-        entry["ratio_to_stock_fused"] = comparison["ratio"] if BASELINE in results else None
-        entry["vs_stock_fused"] = comparison["test"]
+    stock = {key: value for key, value in pooled.items()
+             if results[key]["role"] == "baseline" and value is not None and math.isfinite(value)}
+    best_stock = min(stock, key=stock.get) if stock else None
+    exact = against_baseline(pooled, per_image, BASELINE) if BASELINE in results else {}
+    best = against_baseline(pooled, per_image, best_stock) if best_stock else {}
+    for key, entry in results.items():
+        entry["ratio_to_stock_fused"] = exact.get(key, {}).get("ratio")
+        entry["vs_stock_fused"] = exact.get(key, {}).get("test")
+        entry["best_stock"] = best_stock
+        entry["ratio_to_best_stock"] = best.get(key, {}).get("ratio")
+        entry["vs_best_stock"] = best.get(key, {}).get("test")
         entry["vs_stl_zone"] = paired_wilcoxon(per_image[key], per_image[STL_ZONE]) \
             if STL_ZONE in per_image and entry["run"] in MULTI_TASK_OR_FUSED else None
 
@@ -403,6 +417,7 @@ def collect(paths: Paths, runs: Sequence[str], seeds: Sequence[int]) -> dict[str
     """Every finished (run, route): metrics per seed, their spread, ratios and paired tests; and the seed ensembles."""
     results: dict[str, Any] = {}
     per_image: dict[str, dict[str, float]] = {}
+    per_image_m: dict[str, dict[str, float]] = {}
     ensembles: dict[str, Any] = {}
     ensemble_per_image: dict[str, dict[str, float]] = {}
     for run in runs:
@@ -418,25 +433,27 @@ def collect(paths: Paths, runs: Sequence[str], seeds: Sequence[int]) -> dict[str
         for route, per_seed in by_route.items():
             key = f"{run}:{route}"
             metrics = [seed_metrics(rows) for rows in per_seed]
-            results[key] = {"run": run, "route": route, "seeds": used_seeds,
+            results[key] = {"run": run, "route": route, "role": get_experiment(run).role, "seeds": used_seeds,
                             **{name: spread([m[name] for m in metrics]) for name in metrics[0]}}
             per_image[key] = seed_mean_mde(per_seed)
+            per_image_m[key] = seed_mean_mde(per_seed, metres=True)
         ensemble_csv = paths.ensemble_evaluation(run) / "per_image.csv"
         if paths.ensemble_predictions(run).is_dir() and ensemble_csv.is_file() and len(used_seeds) == len(seeds):
             for route, rows in read_per_image(ensemble_csv).items():
                 key = f"{run}:{route}"
-                ensembles[key] = {"run": run, "route": route, "seeds": used_seeds, **seed_metrics(rows)}
+                ensembles[key] = {"run": run, "route": route, "role": get_experiment(run).role, "seeds": used_seeds,
+                                  **seed_metrics(rows)}
                 ensemble_per_image[key] = {stem: r["mde_px"] for stem, r in rows.items() if r["n"] > 0}
     _compare(results, per_image)
     _compare(ensembles, ensemble_per_image)
-    return {"results": results, "per_image_mde_px": per_image, "ensembles": ensembles,
+    return {"results": results, "per_image_mde_px": per_image, "per_image_mde_m": per_image_m, "ensembles": ensembles,
             "ensemble_per_image_mde_px": ensemble_per_image}
 
 
 # --- reporting -------------------------------------------------------------------------------------------------
 
 def _pm(entry: dict[str, Any], digits: int) -> str:
-    if entry["mean"] is None:
+    if entry["mean"] is None or math.isnan(entry["mean"]):
         return "–"
     text = f"{entry['mean']:.{digits}f}"
     return text + (f" ± {entry['std']:.{digits}f}" if entry["std"] is not None else "")
@@ -453,35 +470,26 @@ def _test(test: dict[str, Any] | None) -> str:
 
 
 TABLE_HEADER = ("| run | route | seeds | pooled MDE (px) | pooled MDE (m) | mean per image (px) | median (px) "
-                "| no front | zone IoU | ratio to stock fused | p vs stock fused | p vs STL zone |")
+                "| no front | zone IoU | ratio to stock fused | ratio to best stock | p vs stock fused "
+                "| p vs best stock | p vs STL zone |")
+
+
+def _cell(value: dict[str, Any] | float | None, digits: int) -> str:
+    """A seed spread as mean ± std, a single number as it is, undefined as a dash."""
+    return _pm(value, digits) if isinstance(value, dict) else _num(value, digits)
 
 
 def table_markdown(results: dict[str, Any]) -> list[str]:
-    """The results table (Markdown), one row per run and route."""
-    lines = [TABLE_HEADER, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for key, e in results.items():
-        ratio = "–" if e["ratio_to_stock_fused"] is None else f"{e['ratio_to_stock_fused']:.2f}"
-        lines.append(f"| {e['run']} | {e['route']} | {len(e['seeds'])} | {_pm(e['mde_pooled_px'], 1)} "
-                     f"| {_pm(e['mde_pooled_m'], 0)} | {_pm(e['mde_mean_px'], 1)} | {_pm(e['mde_median_px'], 1)} "
-                     f"| {_pm(e['no_front'], 1)} of {int(e['n_images']['mean'])} | {_pm(e['iou_macro'], 3)} "
-                     f"| {ratio} | {_test(e['vs_stock_fused'])} | {_test(e['vs_stl_zone'])} |")
-    return lines
-
-
-ENSEMBLE_HEADER = ("| run | route | seeds | pooled MDE (px) | pooled MDE (m) | mean per image (px) | median (px) "
-                   "| no front | zone IoU | ratio to stock fused | p vs stock fused | p vs STL zone |")
-
-
-def ensemble_table_markdown(ensembles: dict[str, Any]) -> list[str]:
-    """The seed ensembles' table (Markdown): one model per run, the mean of its seeds' class probabilities."""
-    lines = [ENSEMBLE_HEADER, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for e in ensembles.values():
-        ratio = "–" if e["ratio_to_stock_fused"] is None else f"{e['ratio_to_stock_fused']:.2f}"
-        lines.append(f"| {e['run']} | {e['route']} | {len(e['seeds'])} | {_num(e['mde_pooled_px'], 1)} "
-                     f"| {_num(e['mde_pooled_m'], 0)} | {_num(e['mde_mean_px'], 1)} | {_num(e['mde_median_px'], 1)} "
-                     f"| {e['no_front']} of {e['n_images']} | {_num(e['iou_macro'], 3)} | {ratio} "
-                     f"| {_test(e['vs_stock_fused'])} "
-                     f"| {_test(e['vs_stl_zone'])} |")
+    """The results table (Markdown), one row per run and route: over seeds (mean ± std) or of seed ensembles."""
+    lines = [TABLE_HEADER, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for e in results.values():
+        n_images = e["n_images"]["mean"] if isinstance(e["n_images"], dict) else e["n_images"]
+        lines.append(f"| {e['run']} | {e['route']} | {len(e['seeds'])} | {_cell(e['mde_pooled_px'], 1)} "
+                     f"| {_cell(e['mde_pooled_m'], 0)} | {_cell(e['mde_mean_px'], 1)} "
+                     f"| {_cell(e['mde_median_px'], 1)} | {_cell(e['no_front'], 1)} of {int(n_images)} "
+                     f"| {_cell(e['iou_macro'], 3)} | {_num(e['ratio_to_stock_fused'], 2)} "
+                     f"| {_num(e['ratio_to_best_stock'], 2)} | {_test(e['vs_stock_fused'])} "
+                     f"| {_test(e['vs_best_stock'])} | {_test(e['vs_stl_zone'])} |")
     return lines
 
 
@@ -524,7 +532,16 @@ def write_results(paths: Paths, budget: Budget, seeds: Sequence[int], runs: Sequ
 
     records = [json.loads(paths.record(s, r).read_text()) for s in seeds for r in runs
                if paths.record(s, r).is_file()]
+    info = machine()
+    train_s = sum(r["timings"]["train_s"] + r["timings"]["predict_s"] for r in records)
+    cpu_s = sum(r["timings"]["train_cpu_s"] + r["timings"]["predict_cpu_s"] for r in records)
+    commits = sorted({str(r.get("git_commit")) for r in records})
     lines = ["# Accuracy against stock nnU-Net", "", describe_budget(budget, seeds), "",
+             f"Machine: {info['cpu']}, {info['cpu_count']} cores; nnunetv2 {info['versions']['nnunetv2']}, torch "
+             f"{info['versions']['torch']}; written {dt.datetime.now():%Y-%m-%d %H:%M}; commit "
+             f"{info['git_commit']}{' (modified)' if info['git_dirty'] else ''}; runs trained at "
+             f"{', '.join(commits)}. {len(records)} runs: {train_s / 3600:.1f} h of worker wall time "
+             f"(train + predict, summed over workers), {cpu_s / 3600:.1f} CPU hours.", "",
              "MDE: pooled over test images (Eq. 1), mean and median of per-image MDEs; mean ± std over seeds. "
              "p: two-sided Wilcoxon signed-rank test over test images of the per-image MDE (px, averaged over "
              "seeds), in brackets the images where the row is better / images paired.", "",
@@ -532,10 +549,9 @@ def write_results(paths: Paths, budget: Budget, seeds: Sequence[int], runs: Sequ
     if collected["ensembles"]:
         lines += ["Seed ensembles (per task the mean of the seeds' class probabilities, then the same evaluation; "
                   "p over test images of the ensembles' per-image MDEs):", "",
-                  *ensemble_table_markdown(collected["ensembles"]), ""]
+                  *table_markdown(collected["ensembles"]), ""]
     lines += ["![per-image MDE, averaged over seeds](mde_boxplot.png)", ""]
-    series = {key: {"test": [v * (budget.pixel_size or 1.0) for v in mdes.values() if v > 0]}
-              for key, mdes in collected["per_image_mde_px"].items()}
+    series = {key: {"test": [v for v in mdes.values() if v > 0]} for key, mdes in collected["per_image_mde_m"].items()}
     if any(s["test"] for s in series.values()):
         plots.plot_mde_boxplot(series, paths.work / "mde_boxplot", by="split", baselines={})
     write_text(paths.work / "results.md", "\n".join(lines))
@@ -604,7 +620,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_results(paths, budget, args.seeds, runs, collected, time.perf_counter() - started)
     print("\n" + "\n".join(table_markdown(collected["results"])))
     if collected["ensembles"]:
-        print("\nseed ensembles:\n" + "\n".join(ensemble_table_markdown(collected["ensembles"])))
+        print("\nseed ensembles:\n" + "\n".join(table_markdown(collected["ensembles"])))
     print(f"\nwrote {paths.work / 'results.md'}, results.json and mde_boxplot.png")
     return 0
 

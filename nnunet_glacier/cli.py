@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from nnunet_glacier import __version__
 from nnunet_glacier.caffe import SPLITS
 from nnunet_glacier.errors import ConfigError, InputError, ModelError
-from nnunet_glacier.experiments import EXPERIMENT_ORDER, base_evaluation, profiles, resolve_profile
+from nnunet_glacier.experiments import base_evaluation, experiment_names, profiles, resolve_profile
 from nnunet_glacier.figure_options import FORMATS, GROUP_COLUMNS
 from nnunet_glacier.layout import FOLD_ALL, parse_fold
 from nnunet_glacier.paper import CAFFE_BASELINES_M
@@ -25,6 +25,7 @@ from nnunet_glacier.workspace import DEFAULT_WORK
 
 
 if TYPE_CHECKING:
+    from nnunet_glacier.experiments import Experiment
     from nnunet_glacier.nnunet.predict import RunReport
 
 
@@ -106,11 +107,15 @@ def _add_run_options(parser: argparse.ArgumentParser, *, default_work: Path = DE
 
 def _experiment_choice(parser: argparse.ArgumentParser, *, many: bool) -> None:
     if many:
-        parser.add_argument("--experiments", nargs="+", default=["all"], choices=[*EXPERIMENT_ORDER, "all"],
-                            metavar="NAME", help=f"experiments: {', '.join(EXPERIMENT_ORDER)} or all (default)")
+        parser.add_argument("--experiments", nargs="+", default=["all"], choices=[*experiment_names(), "all"],
+                            metavar="NAME", help=f"experiments: {', '.join(experiment_names())}; all = the paper's "
+                                                 "six (default)")
+        parser.add_argument("--baseline", action="store_true",
+                            help="also run the baseline experiments (nnU-Net's stock trainer on our datasets; "
+                                 "role 'baseline' in configs/) and compare every experiment with them in the report")
     else:
-        parser.add_argument("--experiment", required=True, choices=EXPERIMENT_ORDER, metavar="NAME",
-                            help=f"one of {', '.join(EXPERIMENT_ORDER)}")
+        parser.add_argument("--experiment", required=True, choices=experiment_names(), metavar="NAME",
+                            help=f"one of {', '.join(experiment_names())}")
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -127,10 +132,17 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from nnunet_glacier.evaluate import evaluate_predictions, format_tables
+    from nnunet_glacier.postprocess import EXTRA_ROUTES
 
+    unknown = sorted(set(args.extra_routes) - set(EXTRA_ROUTES))
+    if unknown:
+        print(f"error: unknown extra route(s) {', '.join(unknown)}; choose from {', '.join(EXTRA_ROUTES)}",
+              file=sys.stderr)
+        return 2
     evaluation = evaluate_predictions(args.predictions, args.data, split=args.split, out=args.out,
                                       pixel_size=args.pixel_size, dataset=args.dataset,
-                                      save_fronts=not args.no_save_fronts, workers=args.workers)
+                                      save_fronts=not args.no_save_fronts, extra_routes=args.extra_routes,
+                                      workers=args.workers)
     print(format_tables(evaluation.summary))
     used = evaluation.summary["settings"]
     print(f"pixel sizes from: {used['pixel_size_source']} {used.get('pixel_size_dataset') or ''}".rstrip())
@@ -339,13 +351,22 @@ def _add_plot_commands(commands: argparse._SubParsersAction) -> None:
                             help="CaFFe splits (default: train test)")
 
 
-def _reproduction(args: argparse.Namespace, experiments: list[str], data: Path):
-    from nnunet_glacier.experiments import select
+def _selected(args: argparse.Namespace) -> list[Experiment]:
+    """The experiments of ``--experiments`` (and the baselines with ``--baseline``)."""
+    from nnunet_glacier.experiments import baselines, select
+
+    names = list(args.experiments)
+    if getattr(args, "baseline", False):
+        names += [b.name for b in baselines(args.profile)]
+    return select(names, args.profile)
+
+
+def _reproduction(args: argparse.Namespace, data: Path):
     from nnunet_glacier.layout import RunLayout
     from nnunet_glacier.reproduce import Reproduction
 
     return Reproduction(data=data, layout=RunLayout.resolve(args.work, args.default_work),
-                        experiments=select(experiments, args.profile), folds=args.folds,
+                        experiments=_selected(args), folds=args.folds,
                         device=args.device, pixel_size=args.pixel_size, mirroring=not args.no_mirroring,
                         max_epochs=args.max_epochs, iterations=args.iterations)
 
@@ -353,7 +374,7 @@ def _reproduction(args: argparse.Namespace, experiments: list[str], data: Path):
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from nnunet_glacier.reproduce import run_reproduction
 
-    run = _reproduction(args, args.experiments, args.data)
+    run = _reproduction(args, args.data)
     run_reproduction(run, args.steps)
     if "report" in args.steps:
         print(f"report: {run.layout.report_dir / 'report.md'}")
@@ -363,7 +384,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from nnunet_glacier.reproduce import run_demo
 
-    report = run_demo(_reproduction(args, args.experiments, args.data), n_train=args.n_train, n_test=args.n_test,
+    report = run_demo(_reproduction(args, args.data), n_train=args.n_train, n_test=args.n_test,
                       size=args.size, seed=args.seed)
     print(f"demo finished; report: {report}")
     return 0
@@ -541,13 +562,12 @@ def _add_model_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _cmd_slurm(args: argparse.Namespace) -> int:
-    from nnunet_glacier.experiments import select
     from nnunet_glacier.slurm import ClusterSettings, write_slurm_jobs
 
     settings = ClusterSettings(partition=args.partition, account=args.account, gpus_per_fold=args.gpus,
                                cpus=args.cpus, memory_gb=args.memory, train_hours=args.train_hours,
                                setup=args.setup)
-    written = write_slurm_jobs(select(args.experiments, args.profile), args.data, args.work or Path("work"),
+    written = write_slurm_jobs(_selected(args), args.data, args.work or Path("work"),
                                args.out, settings)
     print(f"wrote {len(written)} files to {args.out}; submit with: bash {args.out / 'submit_all.sh'}")
     return 0
@@ -596,6 +616,10 @@ def build_parser() -> argparse.ArgumentParser:
                                "scene (default: the names' resolutions)")
     evaluate.add_argument("--no-save-fronts", action="store_true",
                           help="do not write the post-processed fronts <stem>_front_post.png")
+    evaluate.add_argument("--extra-routes", nargs="+", default=[], metavar="ROUTE",
+                          help="also evaluate routes beyond the benchmark's (options, never the default): "
+                               "fused_split = the fused map's front band split down its middle, no glacier "
+                               "dilation; fused_front = the fused map's front class through the front route")
     evaluate.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
     evaluate.set_defaults(handler=_cmd_evaluate)
 
@@ -651,8 +675,8 @@ def build_parser() -> argparse.ArgumentParser:
                                   description="Sliding-window prediction; writes <stem>_zones.png, <stem>_front.png "
                                               "(and _boundary/_fused) in CaFFe pixel values.")
     model = predict.add_mutually_exclusive_group(required=True)
-    model.add_argument("--experiment", choices=EXPERIMENT_ORDER, metavar="NAME",
-                       help=f"a trained experiment of the work directory: {', '.join(EXPERIMENT_ORDER)}")
+    model.add_argument("--experiment", choices=experiment_names(), metavar="NAME",
+                       help=f"a trained experiment of the work directory: {', '.join(experiment_names())}")
     model.add_argument("-m", "--model", type=Path, help="an nnU-Net results folder (holding fold_K/)")
     predict.add_argument("-i", "--input", type=Path, required=True, help="a PNG scene or a folder of them")
     predict.add_argument("-o", "--output", type=Path, required=True, help="output folder")
@@ -679,7 +703,7 @@ def build_parser() -> argparse.ArgumentParser:
                                description="Write synthetic CaFFe-like scenes (or use --data), train the fused-label "
                                            "model briefly, predict, evaluate and write a report with overlays.")
     demo.add_argument("--data", type=Path, default=None, help="a CaFFe root to use instead of synthetic scenes")
-    demo.add_argument("--experiments", nargs="+", default=["fused"], choices=[*EXPERIMENT_ORDER, "all"],
+    demo.add_argument("--experiments", nargs="+", default=["fused"], choices=[*experiment_names(), "all"],
                       metavar="NAME", help="experiments to run (default: fused)")
     demo.add_argument("--n-train", type=int, default=24, help="synthetic training scenes (default: 24)")
     demo.add_argument("--n-test", type=int, default=6, help="synthetic test scenes (default: 6)")

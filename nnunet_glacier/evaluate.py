@@ -20,6 +20,12 @@ the zone metrics against the label zones:
   the zone map the fused model implies, on the same footing as the zone route
 - front route: no zone metrics
 
+On request only (``extra_routes``; the benchmark's routes stay as above), routes
+of :data:`~nnunet_glacier.postprocess.EXTRA_ROUTES` that read the fused map
+differently: ``fused_split`` (the front band split down its middle, no glacier
+dilation, then the zone route; its zone map is the split one) and
+``fused_front`` (the front class through the front route).
+
 Outputs (written atomically into ``out``)::
 
     summary.json       settings, missing predictions, and per route the metrics
@@ -50,11 +56,14 @@ from nnunet_glacier.caffe import Sample
 from nnunet_glacier.csv_tables import csv_text
 from nnunet_glacier.errors import InputError
 from nnunet_glacier.nnunet.export import dataset_json_file, recorded_pixel_sizes
-from nnunet_glacier.postprocess import ROUTES, PostprocessSettings
+from nnunet_glacier.postprocess import EXTRA_ROUTES, ROUTES, PostprocessSettings, route_task
 from nnunet_glacier.tasks import TASKS
 
 
 POST_SUFFIX = "_front_post"
+
+#: Every route in the order results are listed: the benchmark's, then the extra ones (only on request).
+ALL_ROUTES = (*ROUTES, *EXTRA_ROUTES)
 
 PER_IMAGE_COLUMNS = (
     "stem", "glacier", "date", "season", "sensor", "resolution_m", "pixel_size_m", "route",
@@ -154,16 +163,16 @@ def _check_size(path: Path, array: np.ndarray, reference: Path, shape: tuple[int
 
 
 def evaluate_scene(job: SceneJob) -> list[ImageResult]:
-    """Evaluate one scene along every route it has a prediction for (in :data:`ROUTES` order)."""
+    """Evaluate one scene along every route it has a prediction for (in :data:`ALL_ROUTES` order)."""
     sample = job.sample
     true_zones = caffe.read_zones(sample.zones)
     true_front = caffe.read_front(sample.front)
     _check_size(sample.front, true_front, sample.zones, true_zones.shape)
     box = caffe.read_bbox(sample.bbox) if sample.bbox is not None else None
     results = []
-    for route in (r for r in ROUTES if r in job.predictions):
+    for route in (r for r in ALL_ROUTES if r in job.predictions):
         path = job.predictions[route]
-        class_map = caffe.read_label(path, route)
+        class_map = caffe.read_label(path, route_task(route))
         _check_size(path, class_map, sample.zones, true_zones.shape)
         front, zones = postprocess.route_front_and_zones(route, class_map, sample.pixel_size_m, job.settings)
         front = postprocess.apply_bounding_box(front, box)
@@ -219,24 +228,31 @@ def _check_recorded(pixel_sizes: caffe.PixelSize, dataset: str | Path | None, st
 def evaluate_predictions(predictions: str | Path, data: str | Path, *, split: str = "test",
                          out: str | Path | None = None, pixel_size: float | None = None,
                          dataset: str | Path | None = None, save_fronts: bool = True,
-                         settings: PostprocessSettings = PostprocessSettings(), workers: int | None = None,
-                         progress: bool = True) -> Evaluation:
+                         settings: PostprocessSettings = PostprocessSettings(), extra_routes: Sequence[str] = (),
+                         workers: int | None = None, progress: bool = True) -> Evaluation:
     """Evaluate every route present in ``predictions`` against the ``split`` scenes of the CaFFe root ``data``.
 
     ``out`` defaults to ``<predictions>/evaluation``. Pixel sizes: see
     :func:`pixel_size_source` (``pixel_size`` in metres, else those recorded
     in the exported raw ``dataset``, else the names'); summary.json says which.
+    ``extra_routes`` (of :data:`~nnunet_glacier.postprocess.EXTRA_ROUTES`)
+    are evaluated too where their task's prediction is present.
     ``workers`` processes (default: all cores). Writes summary.json,
     per_image.csv and (unless ``save_fronts`` is false) the post-processed
     fronts; see the module docstring.
     """
+    unknown = sorted(set(extra_routes) - set(EXTRA_ROUTES))
+    if unknown:
+        raise ValueError(f"unknown extra route(s) {unknown}; extra routes are {', '.join(EXTRA_ROUTES)}")
     predictions = Path(predictions)
     out = Path(out) if out is not None else predictions / "evaluation"
     sizes, source = pixel_size_source(pixel_size, dataset)
     samples = caffe.discover(data, (split,), pixel_size=sizes)
     matched = match_predictions(predictions, samples, split)
     _check_recorded(sizes, dataset, list(matched))
-    routes = [r for r in ROUTES if any(r in files for files in matched.values())]
+    for files in matched.values():
+        files.update({extra: files[route_task(extra)] for extra in extra_routes if route_task(extra) in files})
+    routes = [r for r in ALL_ROUTES if any(r in files for files in matched.values())]
     dirs = fronts_dirs(out, routes) if save_fronts else None
     jobs = [SceneJob(s, matched[s.stem], settings, dirs) for s in samples if s.stem in matched]
     results = _run_jobs(jobs, workers, progress)
@@ -289,7 +305,7 @@ def summarise(results: Sequence[ImageResult], routes: Sequence[str], samples: Se
 
 def per_image_csv(results: Sequence[ImageResult]) -> str:
     """The per_image.csv text: a header of :data:`PER_IMAGE_COLUMNS`, then one row per result (NaN as empty)."""
-    ordered = sorted(results, key=lambda r: (ROUTES.index(r.route), r.sample.stem))
+    ordered = sorted(results, key=lambda r: (ALL_ROUTES.index(r.route), r.sample.stem))
     return csv_text(PER_IMAGE_COLUMNS, [list(r.row().values()) for r in ordered])
 
 

@@ -64,7 +64,6 @@ class TrainingSettings:
     weight_decay: float
     lr_schedule: str
     deep_supervision: bool
-    oversample_foreground: float
     save_every: int
 
 
@@ -105,6 +104,7 @@ class Experiment:
     evaluation: EvaluationSettings
     profile: str = "paper"
     front_distance: FrontDistanceSettings | None = None
+    role: str = "paper"
 
     @property
     def dataset(self) -> str:
@@ -186,6 +186,7 @@ def _experiment_from_dict(raw: dict[str, Any], profile: str, source: Path) -> Ex
             evaluation=EvaluationSettings(**raw["evaluation"]),
             profile=profile,
             front_distance=FrontDistanceSettings(**raw["front_distance"]) if raw.get("front_distance") else None,
+            role=raw["role"],
         )
     except (KeyError, TypeError, ValueError) as err:
         raise ConfigError(f"{source}: missing, unexpected or malformed setting ({err})") from err
@@ -198,6 +199,8 @@ def _experiment_from_dict(raw: dict[str, Any], profile: str, source: Path) -> Ex
         raise ConfigError(f"{source}: only the SGD optimizer with the poly schedule is supported")
     if experiment.branching not in (None, "late", "early"):
         raise ConfigError(f"{source}: branching must be null, 'late' or 'early'")
+    if experiment.role not in ROLES:
+        raise ConfigError(f"{source}: role must be one of {', '.join(ROLES)}")
     if experiment.front_distance is not None and (experiment.branching != "late" or "front" not in experiment.tasks):
         raise ConfigError(f"{source}: a front-distance head needs late branching and a front task")
     if (experiment.branching is None) == experiment.is_multitask:
@@ -274,10 +277,17 @@ def load_experiments(profile: str = "paper") -> dict[str, Experiment]:
             raise ConfigError(f"{path}: name {experiment.name!r} must equal the file name")
         experiments[experiment.name] = experiment
     _check_shared_plans(experiments)
-    return {name: experiments[name] for name in EXPERIMENT_ORDER if name in experiments} | experiments
+    ordered = {name: experiments[name] for name in EXPERIMENT_ORDER if name in experiments}
+    for role in ROLES:
+        ordered |= {name: e for name, e in experiments.items() if e.role == role}
+    return ordered
 
 
+#: The paper's six experiments in its order; ``select("all")`` gives them.
 EXPERIMENT_ORDER = ("stl_front", "stl_zone", "mtl_late", "mtl_early", "mtl_boundary", "fused")
+#: What an experiment is: one of the paper's six, an extension beyond the paper (opt-in by name), or a
+#: baseline — nnU-Net's stock trainer on one of our datasets (opt-in: ``reproduce --baseline``).
+ROLES = ("paper", "extension", "baseline")
 
 
 def _check_shared_plans(experiments: dict[str, Experiment]) -> None:
@@ -308,9 +318,19 @@ def get_experiment(name: str, profile: str = "paper") -> Experiment:
 
 
 def select(names: list[str] | tuple[str, ...] | str, profile: str = "paper") -> list[Experiment]:
-    """Experiments by name; ``"all"`` (or ``["all"]``) gives all six in the paper's order."""
+    """Experiments by name, in the order given; ``"all"`` stands for the paper's six in its order."""
     if isinstance(names, str):
         names = [names]
-    if list(names) == ["all"]:
-        return list(load_experiments(profile).values())
-    return [get_experiment(n, profile) for n in names]
+    expanded = [n for name in names for n in (EXPERIMENT_ORDER if name == "all" else (name,))]
+    return [get_experiment(n, profile) for n in dict.fromkeys(expanded)]
+
+
+def baselines(profile: str = "paper") -> list[Experiment]:
+    """The baseline experiments (stock nnU-Net), in config order."""
+    return [e for e in load_experiments(profile).values() if e.role == "baseline"]
+
+
+def experiment_names() -> list[str]:
+    """Every configured experiment's name (the config files' stems), paper's six first, without reading them."""
+    stems = sorted(p.stem for p in CONFIG_DIR.glob("*.json") if p.name != BASE_FILE)
+    return [*EXPERIMENT_ORDER, *(s for s in stems if s not in EXPERIMENT_ORDER)]

@@ -67,6 +67,15 @@ EDGE_MARGIN_PX = 3.0
 EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 #: Routes in priority order; a route's name is the task whose prediction it reads (see :mod:`nnunet_glacier.tasks`).
 ROUTES = ("fused", "zone", "front")
+#: Routes beyond the benchmark's, run only on request (never by default): name -> the task whose map they read.
+#: ``fused_split``: the fused map with its front band split down the middle (:func:`split_fused_front`), then
+#: the zone route; ``fused_front``: the fused map's front class through the front route.
+EXTRA_ROUTES = {"fused_split": "fused", "fused_front": "fused"}
+
+
+def route_task(route: str) -> str:
+    """The task whose prediction a route reads (a benchmark route's own name, or its extra route's source)."""
+    return EXTRA_ROUTES.get(route, route)
 
 
 @dataclass(frozen=True)
@@ -328,9 +337,10 @@ def route_front_and_zones(route: str, class_map: np.ndarray, pixel_size_m: float
     """The post-processed front (``bool``) of a route's class map, and its zone map for zone metrics (or ``None``).
 
     The zone map is the raw zone map for the zone route, :func:`fused_to_zones`
-    of the fused map for the fused route (before clean-up), ``None`` for the
-    front route. ``nodata`` (a scene's no-data mask) makes the route no-data
-    aware (see the module doc); evaluation passes none.
+    of the fused map for the fused route (before clean-up),
+    :func:`split_fused_front` of it for ``fused_split``, ``None`` for the front
+    route and ``fused_front``. ``nodata`` (a scene's no-data mask) makes the
+    route no-data aware (see the module doc); evaluation passes none.
     """
     min_pixels = min_front_pixels(pixel_size_m, settings.min_length_m)
     if route == "zone":
@@ -340,7 +350,12 @@ def route_front_and_zones(route: str, class_map: np.ndarray, pixel_size_m: float
         return zone_route(zones, min_pixels, nodata), zones
     if route == "front":
         return front_route(class_map, min_pixels, nodata), None
-    raise ValueError(f"unknown route {route!r}; routes are {', '.join(ROUTES)}")
+    if route == "fused_split":
+        zones = split_fused_front(class_map)
+        return zone_route(zones, min_pixels, nodata), zones
+    if route == "fused_front":
+        return front_route(class_map == FRONT_CLASS, min_pixels, nodata), None
+    raise ValueError(f"unknown route {route!r}; routes are {', '.join([*ROUTES, *EXTRA_ROUTES])}")
 
 
 def choose_route(tasks: Sequence[str]) -> str:

@@ -6,7 +6,10 @@ and writes into ``<work>/report/``:
 
 - ``report.md`` — front delineation (Table A2 form: pooled MDE as mean ± std
   over folds and of the ensemble, mean and median of per-image MDEs, images
-  without a front), zones (Table A3 form: IoU, precision, recall, F1), Welch
+  without a front), zones (Table A3 form: IoU, precision, recall, F1), with a
+  baseline experiment (``reproduce --baseline``) every result against stock
+  nnU-Net (ratio of pooled MDEs, paired Wilcoxon test over test scenes, a box
+  plot per result), Welch
   t-tests between experiments on the fold-level pooled MDE (Table A1 form),
   breakdowns of the ensemble by glacier, season, sensor and resolution, the
   paper's numbers for reference, and the figures below;
@@ -27,13 +30,15 @@ import numpy as np
 
 from nnunet_glacier import caffe, plots
 from nnunet_glacier.atomic import write_json, write_text
-from nnunet_glacier.compare import compare_runs, comparison_markdown
+from nnunet_glacier.compare import against_baseline, compare_runs, comparison_markdown
+from nnunet_glacier.csv_tables import read_csv
 from nnunet_glacier.errors import InputError
 from nnunet_glacier.evaluate import BREAKDOWNS
 from nnunet_glacier.experiments import Experiment, profile_description, profile_name
 from nnunet_glacier.figure_options import GROUP_COLUMNS
 from nnunet_glacier.layout import ENSEMBLE, Fold, RunLayout, fold_member
 from nnunet_glacier.paper import CAFFE_BASELINES_M, HERRMANN_2023_MDE_M
+from nnunet_glacier.postprocess import choose_route
 from nnunet_glacier.synthetic import MARKER, is_synthetic
 
 
@@ -180,6 +185,51 @@ def paper_section(synthetic: bool) -> list[str]:
     return ["| result | MDE (m) |", "|---|---:|", *(f"| {name} | {mde} |" for name, mde in rows)]
 
 
+def per_image_mde(csv_path: Path) -> dict[str, dict[str, float]]:
+    """``{route: {stem: MDE in m}}`` of an evaluation's per_image.csv (scenes without a front left out)."""
+    per_route: dict[str, dict[str, float]] = {}
+    for row in read_csv(csv_path, ("stem", "route", "mde_m")):
+        if row["mde_m"]:
+            per_route.setdefault(row["route"], {})[row["stem"]] = float(row["mde_m"])
+    return per_route
+
+
+def baseline_section(layout: RunLayout, experiments: Sequence[Experiment], collected: dict[str, Any],
+                     out: Path) -> tuple[list[str], dict[str, Any] | None]:
+    """Every result against the first evaluated baseline (stock nnU-Net): Markdown lines and the numbers.
+
+    Compared on the fold ensembles: the ratio of pooled MDEs and a two-sided
+    Wilcoxon signed-rank test over the test scenes both have a front for;
+    with a box plot of the per-image MDEs of every result.
+    """
+    baseline = next((e for e in experiments if e.role == "baseline" and e.name in collected), None)
+    if baseline is None:
+        return [], None
+    key = f"{baseline.name}:{choose_route(baseline.tasks)}"
+    per_image, pooled = {}, {}
+    for name, experiment in collected.items():
+        mdes = per_image_mde(layout.evaluation(name, ENSEMBLE) / "per_image.csv")
+        for route, result in experiment["routes"].items():
+            per_image[f"{name}:{route}"] = mdes.get(route, {})
+            pooled[f"{name}:{route}"] = result["ensemble"]["mde_pooled_m"]
+    comparison = against_baseline(pooled, per_image, key)
+    lines = [f"## Against stock nnU-Net (`{key}`)", "",
+             f"Fold ensembles. Ratio: pooled MDE over `{key}`'s; p: two-sided Wilcoxon signed-rank test over the "
+             "test scenes with a front in both, in brackets the scenes where the row's MDE is lower / scenes "
+             "paired.", "",
+             "| result | pooled MDE (m) | ratio to stock | p |", "|---|---:|---:|---:|"]
+    for name, entry in comparison.items():
+        test = entry["test"]
+        p = "–" if not test or test["p"] is None else f"{test['p']:.3g} ({test['a_lower']}/{test['n']})"
+        ratio = "–" if entry["ratio"] is None else f"{entry['ratio']:.2f}"
+        lines.append(f"| {name} | {_number(pooled[name], 1)} | {ratio} | {p} |")
+    series = {name: {"test": [v for v in values.values() if v > 0]} for name, values in per_image.items()}
+    if any(s["test"] for s in series.values()):
+        plots.plot_mde_boxplot(series, out / "mde_by_experiment", by="experiment", baselines={})
+        lines += ["", "![per-image MDE of every result](mde_by_experiment.png)"]
+    return lines, {"baseline": key, "results": comparison}
+
+
 def write_report(layout: RunLayout, experiments: Sequence[Experiment], folds: Mapping[str, Sequence[Fold]],
                  data: Path) -> Path:
     """Write report.md, report.json and the figures into ``layout.report_dir``; returns the report's path.
@@ -193,6 +243,7 @@ def write_report(layout: RunLayout, experiments: Sequence[Experiment], folds: Ma
     out = layout.report_dir
     synthetic = is_synthetic(data)
     t_lines, comparison = t_test_section(layout, collected)
+    baseline_lines, against_stock = baseline_section(layout, experiments, collected, out)
     lines = [
         "# nnunet_glacier report on synthetic scenes" if synthetic else "# nnunet_glacier reproduction report", "",
         *([f"**The data are synthetic** (`{data / MARKER}`): fjord scenes drawn by `nnunet-glacier synth`, not "
@@ -210,12 +261,14 @@ def write_report(layout: RunLayout, experiments: Sequence[Experiment], folds: Ma
         "## Glacier zones (Table A3 form)", "",
         "Scores averaged over images (macro over NA, rock, glacier, ocean), ensemble unless stated.", "",
         *zone_table(collected), "",
+        *baseline_lines, "",
         "## Welch t-tests between experiments (Table A1 form)", "",
         *t_lines, "",
         "## Breakdowns", *breakdown_tables(collected), "",
         "## The paper's results for reference (test set MDE, m)", "", *paper_section(synthetic), "",
         "## Figures", "", *figures(layout, collected, data, out, synthetic), "",
     ]
-    write_json(out / "report.json", {"synthetic": synthetic, "experiments": collected, "comparison": comparison})
+    write_json(out / "report.json", {"synthetic": synthetic, "experiments": collected, "comparison": comparison,
+                                     "against_stock": against_stock})
     write_text(out / "report.md", "\n".join(lines))
     return out / "report.md"

@@ -143,6 +143,31 @@ def test_fused_predictions_are_evaluated_on_their_route(tmp_path: Path):
     assert (evaluation.out / f"{TINY_STEM}_front_post.png").is_file()
 
 
+def test_extra_routes_read_the_fused_map_only_on_request(tmp_path: Path, capsys: pytest.CaptureFixture):
+    root = _tiny_root(tmp_path, with_box=False)
+    predictions = tmp_path / "pred"
+    predictions.mkdir()
+    fused = np.full((64, 64), 254, np.uint8)
+    fused[:, :30] = 127
+    fused[:, 30:35] = 255   # a 5 px band around the label front (column 32)
+    cv2.imwrite(str(predictions / f"{TINY_STEM}_fused.png"), fused)
+    default = evaluate_predictions(predictions, root, pixel_size=20.0, workers=1, progress=False)
+    assert list(default.summary["routes"]) == ["fused"]
+    both = evaluate_predictions(predictions, root, out=tmp_path / "extra", pixel_size=20.0, workers=1,
+                                progress=False, extra_routes=["fused_front", "fused_split"])
+    routes = both.summary["routes"]
+    assert list(routes) == ["fused", "fused_split", "fused_front"]
+    assert routes["fused"]["overall"] == default.summary["routes"]["fused"]["overall"]
+    assert routes["fused_split"]["overall"]["mde_pooled_m"] == 0.0   # band split down its middle: column 32
+    assert routes["fused_split"]["overall"]["iou_macro"] == 1.0
+    assert routes["fused_front"]["overall"]["mde_pooled_m"] < 20.0   # the band's skeleton, within a pixel
+    assert "iou_macro" not in routes["fused_front"]["overall"]
+    assert {r["route"] for r in _read_csv(both.out / "per_image.csv")} == {"fused", "fused_split", "fused_front"}
+    assert main(["evaluate", "--predictions", str(predictions), "--data", str(root), "--out", str(tmp_path / "x"),
+                 "--extra-routes", "fused_wide"]) == 2
+    assert "unknown extra route" in capsys.readouterr().err
+
+
 # --- real data: caffe_256 --------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

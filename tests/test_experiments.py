@@ -1,6 +1,7 @@
 """The experiment registry: the six experiments, profiles, label names and broken configs."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -13,15 +14,28 @@ from nnunet_glacier.errors import ConfigError
 from nnunet_glacier.experiments import EXPERIMENT_ORDER, get_experiment, load_experiments, select
 
 
-def test_six_experiments_in_the_papers_order():
+def test_six_experiments_in_the_papers_order_then_extensions_and_baselines():
     assert EXPERIMENT_ORDER == ("stl_front", "stl_zone", "mtl_late", "mtl_early", "mtl_boundary", "fused")
-    assert list(load_experiments()) == list(EXPERIMENT_ORDER)
+    assert list(load_experiments()) == [*EXPERIMENT_ORDER, "mtl_distance", "stock_fused", "stock_zone"]
+    assert experiments.experiment_names() == list(load_experiments())
     assert [e.name for e in select("all")] == list(EXPERIMENT_ORDER)
     assert [e.name for e in select(["fused", "stl_zone"])] == ["fused", "stl_zone"]
+    assert [e.name for e in select(["all", "mtl_distance", "fused"])] == [*EXPERIMENT_ORDER, "mtl_distance"]
+    assert [e.name for e in experiments.baselines()] == ["stock_fused", "stock_zone"]
+
+
+def test_baselines_are_stock_nnunet_on_our_datasets():
+    for name, shadows in (("stock_fused", "fused"), ("stock_zone", "stl_zone")):
+        stock, ours = get_experiment(name), get_experiment(shadows)
+        assert stock.role == "baseline" and stock.trainer == "nnUNetTrainer"
+        assert (stock.dataset, stock.tasks, stock.labels, stock.plan, stock.training) == \
+            (ours.dataset, ours.tasks, ours.labels, ours.plan, ours.training)
+    # no setting of ours for foreground oversampling: nnU-Net's own applies to every trainer
+    assert not any("oversample" in field for field in dataclasses.asdict(get_experiment("fused").training))
 
 
 def test_experiments_hold_the_papers_settings():
-    found = {name: (e.tasks, e.branching) for name, e in load_experiments().items()}
+    found = {name: (e.tasks, e.branching) for name, e in load_experiments().items() if e.role == "paper"}
     assert found == {
         "stl_front": (("front",), None), "stl_zone": (("zone",), None),
         "mtl_late": (("zone", "front"), "late"), "mtl_early": (("zone", "front"), "early"),
@@ -127,7 +141,7 @@ def test_profiles_describe_themselves():
 
 
 def test_config_copy_loads(config_dir):
-    assert list(load_experiments()) == list(EXPERIMENT_ORDER)
+    assert list(load_experiments())[:6] == list(EXPERIMENT_ORDER)
 
 
 @pytest.mark.parametrize("changes, problem", [
@@ -138,6 +152,8 @@ def test_config_copy_loads(config_dir):
     (dict(name="fused_v2"), "must equal the file name"),
     (dict(labels="five pixels"), "missing, unexpected or malformed setting"),
     (dict(notes="a key nothing reads"), r"unknown setting\(s\) \['notes'\]"),
+    (dict(role="bonus"), "role must be one of"),
+    (dict(front_distance={"max_px": 16, "weight": 1.0}), "front-distance head needs late branching"),
 ])
 def test_broken_experiment_config_names_its_file(config_dir, changes, problem):
     path = edit_config(config_dir, "fused", changes)

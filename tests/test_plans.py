@@ -71,7 +71,7 @@ def test_write_configuration_adds_an_inheriting_profile_configuration(tmp_path):
     assert configuration["inherits_from"] == "2d"
     assert configuration["patch_size"] == [64, 64] and configuration["batch_size"] == 2
     assert configuration["caffe_training"]["epochs"] == experiment.training.epochs
-    assert configuration["caffe_training"]["oversample_foreground"] == 0.33
+    assert "oversample_foreground" not in configuration["caffe_training"]  # nnU-Net's own oversampling
 
 
 def test_write_configuration_leaves_unchanged_plans_untouched(tmp_path):

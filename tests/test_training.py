@@ -1,4 +1,5 @@
-"""All six experiments train, resume and predict on the CPU, via our CLI and via ``nnUNetv2_train -tr``.
+"""All six experiments (and our extension) train, resume and predict on the CPU, via our CLI and via
+``nnUNetv2_train -tr``; a seed repeats training, and our single-task trainer trains as nnU-Net's stock one.
 
 One module-scoped work directory holds the five exported, planned and
 preprocessed datasets (tiny profile: 64 px patches, a 4-stage U-Net, 2
@@ -13,6 +14,7 @@ epochs of 2 iterations). Each experiment then:
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -28,17 +30,20 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunet_glacier import experiments
 from nnunet_glacier.caffe import read_grey
 from nnunet_glacier.cli import main
-from nnunet_glacier.experiments import EXPERIMENT_ORDER, get_experiment
+from nnunet_glacier.experiments import EXPERIMENT_ORDER, baselines, get_experiment
 from nnunet_glacier.nnunet.export import export_dataset
 from nnunet_glacier.nnunet.networks import task_probabilities
 from nnunet_glacier.nnunet.plans import plan_and_preprocess, write_configuration
 from nnunet_glacier.nnunet.predict import available_folds
-from nnunet_glacier.nnunet.training import model_folder
+from nnunet_glacier.nnunet.training import model_folder, train_fold
 from nnunet_glacier.postprocess import ROUTES
+from nnunet_glacier.report import per_image_mde
 from nnunet_glacier.tasks import TASKS
 from nnunet_glacier.workspace import DEFAULT_WORK, NNUNET_FOLDERS, TRAINER_DIR, Workspace
 
 PROFILE = "tiny"
+#: The paper's six and the experiments beyond it, all trained by our trainers.
+OURS = (*EXPERIMENT_ORDER, "mtl_distance")
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +123,7 @@ def check_against_nnunet_predictor(model: Path, image_file: Path, our_fold0: Pat
         assert np.mean(ours == probabilities.argmax(axis=0)) > 0.9999, task.name
 
 
-@pytest.mark.parametrize("experiment_name", EXPERIMENT_ORDER)
+@pytest.mark.parametrize("experiment_name", OURS)
 def test_experiment_trains_resumes_and_predicts(experiment_name, workspace, synthetic_root, tmp_path, monkeypatch):
     experiment = get_experiment(experiment_name, PROFILE)
     work = workspace.raw.parent
@@ -148,28 +153,41 @@ def test_experiment_trains_resumes_and_predicts(experiment_name, workspace, synt
                                    out / "fold_0", experiment)
 
 
-def test_reproduce_runs_all_six_experiments_and_resumes(workspace, synthetic_root):
-    """``reproduce`` end to end on the module's work directory (folds already trained above are skipped)."""
+def test_reproduce_runs_all_six_experiments_with_the_stock_baseline_and_resumes(workspace, synthetic_root):
+    """``reproduce --baseline`` end to end on the module's work directory (folds trained above are skipped)."""
     work = workspace.raw.parent
     args = ["reproduce", "--data", str(synthetic_root), "--work", str(work), "--profile", PROFILE,
-            "--folds", "0", "1", "--device", "cpu", "--no-mirroring"]
+            "--folds", "0", "1", "--device", "cpu", "--no-mirroring", "--baseline"]
     assert main(args) == 0
+    stock = [b.name for b in baselines()]
     report = json.loads((work / "report" / "report.json").read_text())
-    assert list(report["experiments"]) == list(EXPERIMENT_ORDER)
+    assert list(report["experiments"]) == [*EXPERIMENT_ORDER, *stock]
     for name, experiment in report["experiments"].items():
         assert experiment["n_folds"] == 2
         routes = set(experiment["routes"])
         assert routes == set(get_experiment(name).tasks) & set(ROUTES), name  # every task but the boundary
     assert len(report["comparison"]["welch_mde"]) > 0  # Table A1: pairs of experiment routes
+    against = report["against_stock"]
+    assert against["baseline"] == "stock_fused:fused"
+    assert set(against["results"]) == {f"{name}:{route}" for name, e in report["experiments"].items()
+                                       for route in e["routes"]}
+    assert against["results"]["stock_fused:fused"]["ratio"] in (1.0, None)  # None: no front at all
     markdown = (work / "report" / "report.md").read_text()
     assert all(f"| {name} |" in markdown for name in EXPERIMENT_ORDER)
+    assert "## Against stock nnU-Net (`stock_fused:fused`)" in markdown
+    has_fronts = any(mdes for name in report["experiments"]
+                     for mdes in per_image_mde(work / "evaluation" / name / "ensemble" / "per_image.csv").values())
+    assert (work / "report" / "mde_by_experiment.png").is_file() == has_fronts
 
-    finished = {p: p.stat().st_mtime for p in (work / "evaluation").rglob("summary.json")}
-    checkpoints = {p: p.stat().st_mtime for p in workspace.results.rglob("checkpoint_final.pth")}
-    assert len(finished) == 6 * 3 and len(checkpoints) == 6 * 2
+    def trained_runs():
+        models = [model_folder(workspace, get_experiment(name, PROFILE)) for name in report["experiments"]]
+        return ({p: p.stat().st_mtime for p in (work / "evaluation").rglob("summary.json")},
+                {p: p.stat().st_mtime for m in models for p in m.rglob("checkpoint_final.pth")})
+
+    finished, checkpoints = trained_runs()
+    assert len(finished) == 8 * 3 and len(checkpoints) == 8 * 2
     assert main(args) == 0  # resumed run: nothing left to do
-    assert {p: p.stat().st_mtime for p in (work / "evaluation").rglob("summary.json")} == finished
-    assert {p: p.stat().st_mtime for p in workspace.results.rglob("checkpoint_final.pth")} == checkpoints
+    assert trained_runs() == (finished, checkpoints)
 
 
 def test_fold_all_with_a_profile_file_and_the_users_nnunet_folders(workspace, synthetic_root, tmp_path, monkeypatch):
@@ -196,3 +214,27 @@ def test_fold_all_with_a_profile_file_and_the_users_nnunet_folders(workspace, sy
     assert summary["settings"]["pixel_size_source"] == "dataset"  # the sizes export recorded
     report = (tmp_path / DEFAULT_WORK / "report" / "report.md").read_text()
     assert "(1 fold)" in report and "synthetic" in report and "CaFFe baseline" not in report
+
+
+def test_a_seed_repeats_training_and_our_single_task_trainer_trains_as_stock_nnunet(workspace, tmp_path):
+    """Same seed: our trainer's weights equal nnU-Net's stock trainer's (at batch 4, where the old
+    oversampling of 0.5 forced two patches of four to foreground and nnU-Net's 0.33 forces one); another
+    seed gives other weights."""
+    fused = get_experiment("fused", PROFILE)
+    experiment = dataclasses.replace(fused, plan=dataclasses.replace(fused.plan, batch_size=4), profile="tiny_batch4")
+    write_configuration(experiment, workspace)
+
+    def trained_weights(trainer: str, seed: int) -> dict[str, torch.Tensor]:
+        runs = Workspace(workspace.raw, workspace.preprocessed, tmp_path / f"{trainer}_{seed}").activate()
+        fold = train_fold(dataclasses.replace(experiment, trainer=trainer), 0, runs, device="cpu", seed=seed,
+                          threads=1)
+        return torch.load(fold / "checkpoint_final.pth", map_location="cpu", weights_only=False)["network_weights"]
+
+    try:
+        ours, stock, other = (trained_weights("nnUNetTrainerGlacier", 3), trained_weights("nnUNetTrainer", 3),
+                              trained_weights("nnUNetTrainerGlacier", 4))
+    finally:
+        workspace.activate()
+    assert ours.keys() == stock.keys()
+    assert all(torch.equal(ours[k], stock[k]) for k in ours)
+    assert not all(torch.equal(ours[k], other[k]) for k in ours)

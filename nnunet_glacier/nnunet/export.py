@@ -9,6 +9,9 @@ Output (``<nnUNet_raw>/Dataset<ID>_<Name>/``)::
 
 The ``caffe`` block records the source root, the experiment's tasks and label
 settings and each case's pixel size in metres, so later steps need not guess.
+Nothing in ``dataset.json`` names the experiment: experiments that share a
+dataset (``mtl_late`` and ``mtl_early``; ``fused`` and the ``stock_fused``
+baseline) export the same one.
 Export is deterministic, parallel over files, never touches the input and is
 re-runnable: each file is written atomically, stale cases are removed and
 ``dataset.json`` is written last, so its presence marks a complete export.
@@ -70,7 +73,7 @@ def dataset_json(experiment: Experiment, samples: list[caffe.Sample], source: Pa
     """nnU-Net's dataset.json for ``samples``, with our ``caffe`` block."""
     return {
         "name": experiment.dataset_name,
-        "description": f"CaFFe exported for {experiment.title} by nnunet_glacier",
+        "description": f"CaFFe exported by nnunet_glacier; tasks: {', '.join(experiment.tasks)}",
         "channel_names": {"0": "SAR"},
         "labels": experiment.label_names(),
         "numTraining": sum(s.split == "train" for s in samples),

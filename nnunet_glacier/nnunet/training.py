@@ -12,6 +12,7 @@ import multiprocessing
 import random
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from nnunet_glacier.experiments import Experiment

@@ -1,8 +1,10 @@
 """The multi-task trainers: late branching, early branching, late branching with the glacier boundary.
 
 ``nnUNetTrainerMTLLate`` / ``nnUNetTrainerMTLEarly`` / ``nnUNetTrainerMTLBoundary``
-each name their experiment in ``configs/``, which gives the tasks and the
-branching; they extend :class:`~nnunet_glacier.nnunet.trainers.glacier.nnUNetTrainerGlacier`.
+/ ``nnUNetTrainerMTLDistance`` each name their experiment in ``configs/``,
+which gives the tasks, the branching and the front-distance head; they extend
+:class:`~nnunet_glacier.nnunet.trainers.glacier.nnUNetTrainerGlacier` (whose
+docstring lists how they differ from stock nnU-Net).
 
 Multi-task loss: the sum over tasks of nnU-Net's own Dice + cross-entropy
 loss on that task's channels and decoded label, weighted by the experiment's
