@@ -14,7 +14,7 @@ import pytest
 from scipy import stats
 
 from conftest import CAFFE_256_PIXEL_SIZE_M
-from nnunet_glacier import caffe, postprocess
+from nnunet_glacier import caffe, compare, postprocess
 from nnunet_glacier.cli import main
 from nnunet_glacier.compare import compare_runs
 from nnunet_glacier.errors import InputError
@@ -424,3 +424,26 @@ def test_cli_compare_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture):
         main(["compare", "--runs", "no-equals-sign"])
     assert info.value.code == 2
     assert not (tmp_path / "compare.json").exists()
+
+
+def test_paired_wilcoxon_pairs_common_finite_scenes_and_matches_scipy():
+    a = {"s1": 1.0, "s2": 2.0, "s3": 3.5, "s4": 9.0, "s5": 4.0, "only_a": 1.0, "nan": float("nan")}
+    b = {"s1": 2.0, "s2": 4.0, "s3": 3.0, "s4": 10.0, "s5": 6.5, "only_b": 7.0, "nan": 1.0}
+    result = compare.paired_wilcoxon(a, b)
+    differences = [-1.0, -2.0, 0.5, -1.0, -2.5]
+    assert result["n"] == 5 and result["a_lower"] == 4
+    assert result["median_difference"] == pytest.approx(-1.0)
+    assert result["p"] == pytest.approx(stats.wilcoxon(differences).pvalue)
+    assert compare.paired_wilcoxon({"s": 1.0}, {"s": 2.0})["p"] is None  # one pair: no test
+    assert compare.paired_wilcoxon({"s": 1.0, "t": 2.0}, {"s": 1.0, "t": 2.0})["p"] is None  # no difference
+
+
+def test_against_baseline_ratios_and_tests():
+    pooled = {"stock": 20.0, "ours": 15.0, "no_front": None}
+    per_image = {"stock": {"a": 20.0, "b": 22.0, "c": 18.0}, "ours": {"a": 15.0, "b": 14.0, "c": 16.0},
+                 "no_front": {}}
+    comparison = compare.against_baseline(pooled, per_image, "stock")
+    assert comparison["stock"] == {"ratio": 1.0, "test": None}
+    assert comparison["ours"]["ratio"] == pytest.approx(0.75)
+    assert comparison["ours"]["test"]["a_lower"] == 3 and comparison["ours"]["test"]["n"] == 3
+    assert comparison["no_front"]["ratio"] is None and comparison["no_front"]["test"]["n"] == 0
