@@ -33,7 +33,7 @@ def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 #: The README's demo at its smallest size, with two folds so that ensembles (and their agreement) are real.
-DEMO_ARGS = ["--n-train", "12", "--n-test", "3", "--size", "128", "--max-epochs", "10", "--iterations", "15",
+DEMO_ARGS = ["--n-train", "12", "--n-test", "3", "--size", "128", "--max-epochs", "10", "--iterations", "25",
              "--folds", "0", "1", "--device", "cpu"]
 
 
