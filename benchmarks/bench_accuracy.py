@@ -341,17 +341,17 @@ def evaluate_all(paths: Paths, budget: Budget, runs: Sequence[str], seeds: Seque
 
 def read_per_image(path: Path) -> dict[str, dict[str, dict[str, float]]]:
     """``{route: {stem: row}}`` of an evaluation's per_image.csv; per row the MDE in px and its distance count."""
-    import csv
+    from nnunet_glacier.csv_tables import read_csv
 
+    columns = ("stem", "route", "n_pred_px", "n_true_px", "no_front", "mde_m", "pixel_size_m", "iou_macro")
     routes: dict[str, dict[str, dict[str, float]]] = {}
-    with open(path, newline="") as handle:
-        for row in csv.DictReader(handle):
-            n = int(row["n_pred_px"]) + int(row["n_true_px"])
-            has_front = row["no_front"] == "0"
-            mde_px = float(row["mde_m"]) / float(row["pixel_size_m"]) if has_front else math.nan
-            routes.setdefault(row["route"], {})[row["stem"]] = {
-                "mde_px": mde_px, "n": n if has_front else 0, "pixel_size_m": float(row["pixel_size_m"]),
-                "iou": float(row["iou_macro"]) if row["iou_macro"] else math.nan}
+    for row in read_csv(path, columns):
+        n = int(row["n_pred_px"]) + int(row["n_true_px"])
+        has_front = row["no_front"] == "0"
+        mde_px = float(row["mde_m"]) / float(row["pixel_size_m"]) if has_front else math.nan
+        routes.setdefault(row["route"], {})[row["stem"]] = {
+            "mde_px": mde_px, "n": n if has_front else 0, "pixel_size_m": float(row["pixel_size_m"]),
+            "iou": float(row["iou_macro"]) if row["iou_macro"] else math.nan}
     return routes
 
 
