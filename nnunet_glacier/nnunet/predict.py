@@ -92,9 +92,20 @@ class GlacierPredictor:
                 raise ModelError(fold_dir / checkpoint, f"checkpoint not found; {fold_dir.name} holds "
                                                         f"{folder_contents(fold_dir)}")
         self.folds = list(folds)
+        self.checkpoint, self.step_size, self.mirroring = checkpoint, step_size, mirroring
         self._nnunet = nnUNetPredictor(tile_step_size=step_size, use_mirroring=mirroring,
                                        device=resolve_device(device), allow_tqdm=tile_progress)
         self._nnunet.initialize_from_trained_model_folder(str(self.model_dir), tuple(self.folds), checkpoint)
+
+    def made_from(self) -> dict:
+        """What this predictor's outputs are made from: the model folder, folds, the stamps of their
+        checkpoints (:func:`~nnunet_glacier.provenance.stamp_files`) and the sliding-window settings."""
+        from nnunet_glacier.provenance import stamp_files
+
+        checkpoints = [self.model_dir / fold_member(fold) / self.checkpoint for fold in self.folds]
+        return {"model": str(self.model_dir.resolve()), "folds": [str(f) for f in self.folds],
+                "checkpoints": stamp_files(checkpoints, self.model_dir), "step_size": self.step_size,
+                "mirroring": self.mirroring}
 
     def predict(self, image: np.ndarray) -> tuple[ScenePrediction, list[ScenePrediction]]:
         """Predict one 2-D grey image (any numeric dtype): the ensemble and each fold's prediction."""
