@@ -12,10 +12,23 @@ and one ``report.sbatch`` after every experiment's finish job. Each job runs
 ``nnunet-glacier reproduce --steps ...`` on the same work directory, so a
 resubmitted job skips what is done and resumes what was interrupted. Early
 and late branching share a dataset: their prepare jobs are serialised.
+
+Detection over an archive (:func:`write_detect_jobs`) is a job array and a
+merge job, chained by ``submit_detect.sh``:
+
+1. ``detect_shards.sbatch`` — ``--array=0-(N-1)``; shard ``K`` runs
+   ``nnunet-glacier detect --shard K/N`` over the frozen scene list
+   ``scenes.txt`` (:func:`shard`: every N-th scene from the K-th), writing
+   into the one output folder; each scene's record makes a resubmitted shard
+   skip its finished scenes, and a lock per scene keeps shards apart;
+2. ``detect_merge.sbatch`` — after every shard has ended (``afterany``: the
+   scenes of a failed shard are simply missing), ``detect --merge-only``
+   rebuilds ``quality.csv`` and ``fronts.gpkg`` from every scene record.
 """
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,3 +119,65 @@ def write_slurm_jobs(experiments: list[Experiment], data: Path, work: Path, out_
     write_text(submit_path, "\n".join(submit) + "\n")
     submit_path.chmod(0o755)
     return [*written, report, submit_path]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """A shard as ``K/N`` (the K-th of N, ``0 <= K < N``) -> ``(K, N)``; ``ValueError`` otherwise."""
+    index, sep, count = text.partition("/")
+    if not sep or not index.isdigit() or not count.isdigit() or not 0 <= int(index) < int(count):
+        raise ValueError(f"a shard is K/N with 0 <= K < N, got {text!r}")
+    return int(index), int(count)
+
+
+def shard(scenes: Sequence[Path], index: int, count: int) -> list[Path]:
+    """The scenes of shard ``index`` of ``count``: every ``count``-th scene from the ``index``-th.
+
+    The shards of ``0 .. count - 1`` together hold every scene exactly once;
+    taking every N-th scene spreads each glacier's series over all shards.
+    """
+    if not 0 <= index < count:
+        raise ValueError(f"shard {index} of {count} does not exist")
+    return list(scenes[index::count])
+
+
+def write_scene_list(path: Path, scenes: Sequence[Path]) -> Path:
+    """Write a scene list file (one absolute path a line), which ``detect -i`` reads like a folder."""
+    write_text(path, "".join(f"{Path(scene).resolve()}\n" for scene in scenes))
+    return path
+
+
+def write_detect_jobs(scenes: Sequence[Path], model: str, out: Path, jobs_dir: Path, shards: int,
+                      detect_options: Sequence[str] = (), settings: ClusterSettings = ClusterSettings(),
+                      hours: int = 12) -> list[Path]:
+    """Write the jobs that detect ``scenes`` with ``model`` into ``out`` on ``shards`` nodes (module doc).
+
+    ``detect_options`` are further ``nnunet-glacier detect`` arguments given to
+    every shard (e.g. ``--pixel-size 20``). The scene list is frozen into
+    ``jobs_dir/scenes.txt`` so shards stay the same when the archive grows.
+    Returns the files written.
+    """
+    if shards < 1:
+        raise ValueError(f"shards must be >= 1, got {shards}")
+    jobs_dir, out = Path(jobs_dir).resolve(), Path(out).resolve()
+    shards = min(shards, max(1, len(scenes)))
+    log_dir = out / "slurm_logs"
+    scene_list = write_scene_list(jobs_dir / "scenes.txt", scenes)
+    options = " ".join(shlex.quote(option) for option in detect_options)
+    detect = (f"nnunet-glacier detect -m {shlex.quote(model)} -i {shlex.quote(str(scene_list))} "
+              f"-o {shlex.quote(str(out))}")
+    shard_job = jobs_dir / "detect_shards.sbatch"
+    write_text(shard_job, _header("detect_shards", hours, settings, log_dir, gpus=settings.gpus_per_fold,
+                                  array=f"0-{shards - 1}")
+               + f"{detect} --shard \"$SLURM_ARRAY_TASK_ID/{shards}\" --no-summary {options}".rstrip() + "\n")
+    merge_job = jobs_dir / "detect_merge.sbatch"
+    write_text(merge_job, _header("detect_merge", 1, settings, log_dir)
+               + f"nnunet-glacier detect --merge-only -o {shlex.quote(str(out))}\n")
+    submit = jobs_dir / "submit_detect.sh"
+    write_text(submit, "\n".join([
+        "#!/bin/bash", "# Submit the shards and the merge after them: bash submit_detect.sh", "set -euo pipefail",
+        f"mkdir -p {shlex.quote(str(log_dir))}", 'cd "$(dirname "$0")"',
+        "shards=$(sbatch --parsable detect_shards.sbatch)",
+        "sbatch --dependency=afterany:$shards detect_merge.sbatch",
+        f'echo "submitted {len(scenes)} scenes in {shards} shards; logs in {log_dir}"']) + "\n")
+    submit.chmod(0o755)
+    return [scene_list, shard_job, merge_job, submit]
