@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,10 +158,10 @@ def discover(root: str | Path, splits: tuple[str, ...] = SPLITS, *, pixel_size: 
     samples = []
     for split in splits:
         split_dir = image_root / split
-        images = sorted(split_dir.glob("*.png"))
+        images = without_apple_double(sorted(split_dir.glob("*.png")))
         stems = {p.stem for p in images}
         for label_kind, suffix in (("zones", "_zones"), ("fronts", "_front")):
-            for label in sorted((root / label_kind / split).glob("*.png")):
+            for label in without_apple_double(sorted((root / label_kind / split).glob("*.png"))):
                 if not label.stem.endswith(suffix) or label.stem[: -len(suffix)] not in stems:
                     raise InputError(label, f"label without a matching image in {split_dir}")
         for image in images:
@@ -178,6 +178,18 @@ def discover(root: str | Path, splits: tuple[str, ...] = SPLITS, *, pixel_size: 
     if not samples:
         raise InputError(root, f"no images found in sar_images/{{{','.join(splits)}}}")
     return samples
+
+
+def without_apple_double(paths: Iterable[Path]) -> list[Path]:
+    """``paths`` without macOS AppleDouble files ``._<name>`` (metadata macOS writes beside each file on disks
+    of other systems; not images), each left out with a warning naming it."""
+    kept = []
+    for path in paths:
+        if path.name.startswith("._"):
+            warnings.warn(f"{path}: macOS metadata file (AppleDouble ._ file), skipped", stacklevel=2)
+        else:
+            kept.append(path)
+    return kept
 
 
 def _bounding_boxes(folder: Path) -> dict[str, Path]:

@@ -8,7 +8,8 @@
   ours, or without the trained folds asked for; the message names it.
 
 All derive from :class:`GlacierError`; the command line reports each as one
-``error: <message>`` line on stderr and exit code 1.
+``error: <message>`` line on stderr and exit code 1, and so an :class:`OSError`
+(:func:`os_error_message`).
 """
 from __future__ import annotations
 
@@ -42,3 +43,20 @@ class ModelError(_PathProblem):
 
 class ConfigError(GlacierError, ValueError):
     """A config or profile file is missing, malformed or inconsistent."""
+
+
+def os_error_message(err: OSError) -> str:
+    """An operating-system error as one line: ``<path>: <reason>`` (``<path> -> <other path>: <reason>`` for a
+    rename or link), or its own text when it names no file."""
+    if err.filename is None:
+        return str(err)
+    paths = str(err.filename) if err.filename2 is None else f"{err.filename} -> {err.filename2}"
+    return f"{paths}: {err.strerror or err}"
+
+
+def problem_of(err: Exception, path: str | Path) -> str:
+    """What ``err`` says went wrong with ``path``, for a ``<path>: <problem>`` line: without ``path`` when the
+    error is ours about that very path (it would be named twice), else the error's whole message."""
+    if isinstance(err, _PathProblem) and err.path == Path(path):
+        return err.problem
+    return os_error_message(err) if isinstance(err, OSError) else str(err)

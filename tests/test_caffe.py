@@ -108,6 +108,18 @@ def test_unlabelled_scenes_when_labels_are_not_required(root):
     assert loaded.zones is None and loaded.front is None and loaded.image.shape == (32, 32)
 
 
+def test_macos_apple_double_files_are_skipped_with_a_warning(root):
+    sample = only_sample(root)
+    metadata = [sample.image.with_name(f"._{sample.image.name}"), sample.zones.with_name(f"._{sample.zones.name}"),
+                sample.front.with_name(f"._{sample.front.name}")]
+    for path in metadata:
+        path.write_bytes(b"\x00\x05\x16\x07 AppleDouble metadata")
+    with pytest.warns(UserWarning) as caught:
+        assert caffe.discover(root) == [sample]
+    assert sorted(str(w.message) for w in caught) == sorted(f"{path}: macOS metadata file (AppleDouble ._ file), "
+                                                            "skipped" for path in metadata)
+
+
 # --- bounding boxes --------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("corners", [
