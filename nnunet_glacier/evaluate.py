@@ -52,7 +52,7 @@ from tqdm import tqdm
 
 from nnunet_glacier import caffe, metrics, postprocess
 from nnunet_glacier.atomic import write_json, write_png, write_text
-from nnunet_glacier.caffe import Sample
+from nnunet_glacier.caffe import Sample, without_apple_double
 from nnunet_glacier.csv_tables import csv_text
 from nnunet_glacier.errors import InputError
 from nnunet_glacier.nnunet.export import dataset_json_file, recorded_pixel_sizes
@@ -138,7 +138,7 @@ def match_predictions(folder: Path, samples: Sequence[Sample], split: str) -> di
         raise InputError(folder, "predictions folder not found")
     scenes = {s.stem for s in samples}
     matched: dict[str, dict[str, Path]] = {}
-    for path in sorted(folder.glob("*.png")):
+    for path in without_apple_double(sorted(folder.glob("*.png"))):
         for route in ROUTES:
             stem = path.name.removesuffix(f"{TASKS[route].suffix}.png")
             if stem == path.name:
@@ -186,11 +186,14 @@ def evaluate_scene(job: SceneJob) -> list[ImageResult]:
 def _run_jobs(jobs: list[SceneJob], workers: int | None, progress: bool) -> list[ImageResult]:
     workers = workers if workers is not None else min(len(jobs), os.cpu_count() or 1)
     bar = {"total": len(jobs), "desc": "evaluate", "unit": "scene", "disable": not progress}
+    # the bars are closed (with) before an error is printed, so the error line is a line of its own
     if workers <= 1:
-        per_scene = [evaluate_scene(job) for job in tqdm(jobs, **bar)]
+        with tqdm(map(evaluate_scene, jobs), **bar) as per_scene_results:
+            per_scene = list(per_scene_results)
     else:
-        with ProcessPoolExecutor(workers) as pool:
-            per_scene = list(tqdm(pool.map(evaluate_scene, jobs, chunksize=2), **bar))
+        with ProcessPoolExecutor(workers) as pool, \
+                tqdm(pool.map(evaluate_scene, jobs, chunksize=2), **bar) as per_scene_results:
+            per_scene = list(per_scene_results)
     return [result for results in per_scene for result in results]
 
 
