@@ -5,6 +5,9 @@
 experiment's trainer from :mod:`nnunet_glacier.nnunet.trainers`; the
 trainers are found by name through ``nnUNet_extTrainer``
 (:data:`nnunet_glacier.workspace.TRAINER_DIR`), as ``nnUNetv2_train -tr NAME`` finds them.
+A killed training can be run again: it resumes from the newest readable
+checkpoint and leaves no data-loader process behind
+(:mod:`nnunet_glacier.nnunet.checkpoints`).
 """
 from __future__ import annotations
 
@@ -15,8 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nnunet_glacier.atomic import remove_stale_temporaries
 from nnunet_glacier.experiments import Experiment
 from nnunet_glacier.layout import Fold, fold_member
+from nnunet_glacier.nnunet.checkpoints import end_forked_children_with_process, usable_checkpoint
 from nnunet_glacier.workspace import Workspace
 
 
@@ -67,6 +72,13 @@ def train_fold(experiment: Experiment, fold: Fold, workspace: Workspace, *, devi
     then repeat exactly when data loading runs in-process
     (``nnUNet_n_proc_DA=0``); a resumed run continues with fresh random
     state. ``threads`` caps torch's CPU threads (default: every core).
+
+    A run that was killed resumes from the newest checkpoint that can be read
+    (nnU-Net's order: final, latest, best); an unreadable one is moved aside
+    with a warning (:func:`~nnunet_glacier.nnunet.checkpoints.usable_checkpoint`),
+    and the temporaries of a save cut short are removed. Data-loader worker
+    processes die with the process that trains
+    (:func:`~nnunet_glacier.nnunet.checkpoints.end_forked_children_with_process`).
     Returns the fold folder.
     """
     from nnunetv2.run.run_training import get_trainer_from_args, maybe_load_checkpoint
@@ -77,12 +89,14 @@ def train_fold(experiment: Experiment, fold: Fold, workspace: Workspace, *, devi
     if is_trained(workspace, experiment, fold):
         print(f"{experiment.name} fold {fold}: already trained ({fold_dir})")
         return fold_dir
+    end_forked_children_with_process()
+    remove_stale_temporaries(fold_dir)
+    resume = usable_checkpoint(fold_dir) is not None
     torch_device = resolve_device(device)
     if torch_device.type == "cpu":
         torch.set_num_threads(threads or multiprocessing.cpu_count())
     if seed is not None:
         seed_everything(seed)
-    resume = any((fold_dir / f"checkpoint_{k}.pth").is_file() for k in ("final", "latest", "best"))
     trainer = get_trainer_from_args(experiment.dataset, experiment.configuration, fold, experiment.trainer,
                                     PLANS_NAME, continue_training=resume, device=torch_device)
     schedule = experiment.training  # its length applies to every trainer, nnU-Net's stock one too

@@ -5,6 +5,8 @@ momentum, deep supervision, checkpoint interval) from the plans
 configuration's ``caffe_training`` block that :mod:`nnunet_glacier.nnunet.plans`
 writes. Used for the single-task and fused-label experiments, and the base of
 the multi-task trainers (:mod:`nnunet_glacier.nnunet.trainers.multitask`).
+It writes its checkpoints atomically, so a kill while saving never leaves a
+cut ``checkpoint_latest.pth`` (:mod:`nnunet_glacier.nnunet.checkpoints`).
 
 How our trainers, plans edit and labels differ from stock nnU-Net
 -----------------------------------------------------------------
@@ -67,6 +69,7 @@ import torch
 from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
+from nnunet_glacier.atomic import atomic_path
 from nnunet_glacier.errors import ConfigError
 
 
@@ -92,6 +95,18 @@ class nnUNetTrainerGlacier(nnUNetTrainer):
         self.momentum, self.nesterov = schedule["momentum"], schedule["nesterov"]
         self.enable_deep_supervision = schedule["deep_supervision"]
         self.save_every = schedule["save_every"]
+
+    def save_checkpoint(self, filename: str) -> None:
+        """nnU-Net's checkpoint, written to a temporary beside ``filename`` and moved onto it when complete.
+
+        A kill while saving leaves the previous checkpoint of that name intact
+        (and a temporary that the next ``train_fold`` removes).
+        """
+        if self.local_rank != 0 or self.disable_checkpointing:
+            super().save_checkpoint(filename)  # writes nothing (and logs why when checkpointing is disabled)
+            return
+        with atomic_path(filename) as temporary:
+            super().save_checkpoint(str(temporary))
 
     def configure_optimizers(self):
         optimizer = torch.optim.SGD(self.network.parameters(), self.initial_lr, weight_decay=self.weight_decay,
