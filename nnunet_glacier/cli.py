@@ -1,26 +1,31 @@
 """The ``nnunet-glacier`` command: one entry point with sub-commands.
 
-Exit codes: 0 success, 1 bad input, configuration or model folder, or a
-failed step (:mod:`nnunet_glacier.errors`; the message names the file and the
-problem), 2 wrong usage, 130 interrupted.
+Exit codes: 0 success, 1 bad input, configuration or model folder, a failed
+step (:mod:`nnunet_glacier.errors`; the message names the file and the
+problem) or an operating-system error (read-only or full disk, a file where a
+folder is expected; one line naming the path), 2 wrong usage (option values
+are checked when parsed: sizes positive and finite, counts >= 1, ...), 130
+interrupted.
 """
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from nnunet_glacier import __version__
 from nnunet_glacier.caffe import SPLITS
-from nnunet_glacier.errors import ConfigError, InputError, ModelError
+from nnunet_glacier.errors import ConfigError, GlacierError, InputError, os_error_message
 from nnunet_glacier.experiments import base_evaluation, experiment_names, profiles, resolve_profile
 from nnunet_glacier.figure_options import FORMATS, GROUP_COLUMNS
 from nnunet_glacier.layout import FOLD_ALL, parse_fold
 from nnunet_glacier.paper import CAFFE_BASELINES_M
 from nnunet_glacier.quality import QualitySettings
 from nnunet_glacier.reproduce import STEPS
+from nnunet_glacier.synthetic import MIN_SIZE_PX
 from nnunet_glacier.workspace import DEFAULT_WORK
 
 
@@ -51,6 +56,92 @@ def _fold(text: str):
         raise argparse.ArgumentTypeError(str(err)) from err
 
 
+Number = TypeVar("Number", int, float)
+
+
+def _checked(value: Number, holds: bool, requirement: str, text: str) -> Number:
+    """``value`` if ``holds``, else the usage error ``must be <requirement>, got <text>``."""
+    if not holds:
+        raise argparse.ArgumentTypeError(f"must be {requirement}, got {text!r}")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    """A finite number (``nan`` and ``inf`` are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    return _checked(value, math.isfinite(value), "a finite number", text)
+
+
+def _whole_number(text: str) -> int:
+    """A whole number as ``int`` reads it (``1.5`` and ``abc`` are refused)."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+
+
+def _positive_finite_float(text: str) -> float:
+    """A number > 0 and finite, e.g. a pixel size or a width in metres."""
+    value = _finite_float(text)
+    return _checked(value, value > 0, "a positive number", text)
+
+
+def _non_negative_finite_float(text: str) -> float:
+    """A number >= 0 and finite, e.g. a length threshold in metres."""
+    value = _finite_float(text)
+    return _checked(value, value >= 0, "a number >= 0", text)
+
+
+def _fraction(text: str) -> float:
+    """A number in 0..1 (both ends included)."""
+    value = _finite_float(text)
+    return _checked(value, 0 <= value <= 1, "a number in 0..1", text)
+
+
+def _step_fraction(text: str) -> float:
+    """A sliding-window step as a fraction of the patch: above 0, at most 1."""
+    value = _finite_float(text)
+    return _checked(value, 0 < value <= 1, "a fraction above 0 and at most 1", text)
+
+
+def _factor(text: str) -> float:
+    """A finite factor >= 1 (a ratio's allowed range is ``1/factor .. factor``)."""
+    value = _finite_float(text)
+    return _checked(value, value >= 1, "a number >= 1", text)
+
+
+def _at_least_one(text: str) -> int:
+    """A whole number >= 1, e.g. a count of processes, epochs or scenes."""
+    value = _whole_number(text)
+    return _checked(value, value >= 1, "a whole number >= 1", text)
+
+
+def _non_negative_int(text: str) -> int:
+    """A whole number >= 0, e.g. a count that may be zero."""
+    value = _whole_number(text)
+    return _checked(value, value >= 0, "a whole number >= 0", text)
+
+
+def _scene_edge(text: str) -> int:
+    """A synthetic scene's edge in pixels: a whole number >= ``synthetic.MIN_SIZE_PX``."""
+    value = _whole_number(text)
+    return _checked(value, value >= MIN_SIZE_PX, f"a whole number >= {MIN_SIZE_PX}", text)
+
+
+def _device(text: str) -> str:
+    """A ``--device`` choice; ``cuda`` only where torch sees a CUDA GPU (torch is imported only for ``cuda``,
+    so that ``--help`` stays quick)."""
+    if text == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise argparse.ArgumentTypeError("cuda asked for, but torch finds no CUDA GPU here; use cpu or auto")
+    return text
+
+
 def _add_profile(parser: argparse.ArgumentParser, default: str = "paper") -> None:
     parser.add_argument("--profile", default=default, type=_profile, metavar="PROFILE",
                         help=f"size profile: {', '.join(profiles())} (configs/profiles; tiny = CPU-sized) or the path "
@@ -59,13 +150,13 @@ def _add_profile(parser: argparse.ArgumentParser, default: str = "paper") -> Non
 
 def _add_pixel_size(parser: argparse.ArgumentParser, *, also_wins_over: str = "") -> None:
     """``--pixel-size``: in every command the size of every image, winning over what the data say."""
-    parser.add_argument("--pixel-size", type=float, default=None, metavar="METRES",
+    parser.add_argument("--pixel-size", type=_positive_finite_float, default=None, metavar="METRES",
                         help=f"pixel size in metres of every image; it wins over the resolution in CaFFe names"
                              f"{also_wins_over} (needed for downscaled copies such as caffe_256)")
 
 
 def _add_device(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+    parser.add_argument("--device", default="auto", type=_device, choices=["auto", "cpu", "cuda"],
                         help="compute device (default: auto = CUDA if available, else CPU)")
 
 
@@ -75,7 +166,7 @@ def _add_predictor_options(parser: argparse.ArgumentParser) -> None:
                         help=f"folds to ensemble, numbers or {FOLD_ALL} (nnU-Net's fold trained on every case; "
                              "default: every trained fold, fold_all included)")
     _add_device(parser)
-    parser.add_argument("--step-size", type=float, default=0.5,
+    parser.add_argument("--step-size", type=_step_fraction, default=0.5,
                         help="sliding-window step as a fraction of the patch (default: 0.5)")
     parser.add_argument("--no-mirroring", action="store_true", help="disable test-time mirroring (4x faster)")
 
@@ -101,8 +192,10 @@ def _add_run_options(parser: argparse.ArgumentParser, *, default_work: Path = DE
     _add_device(parser)
     _add_pixel_size(parser, also_wins_over=" and over the sizes export recorded")
     parser.add_argument("--no-mirroring", action="store_true", help="predict without test-time mirroring")
-    parser.add_argument("--max-epochs", type=int, default=None, help="override the profile's number of epochs")
-    parser.add_argument("--iterations", type=int, default=None, help="override training iterations per epoch")
+    parser.add_argument("--max-epochs", type=_at_least_one, default=None,
+                        help="override the profile's number of epochs")
+    parser.add_argument("--iterations", type=_at_least_one, default=None,
+                        help="override training iterations per epoch")
 
 
 def _experiment_choice(parser: argparse.ArgumentParser, *, many: bool) -> None:
@@ -179,7 +272,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
                                 seed=args.seed, with_bounding_boxes=not args.no_bounding_boxes)
     except InputError:
         raise  # the output folder holds other scenes: bad input, exit code 1 from main()
-    except ValueError as err:  # counts or size out of range: wrong usage
+    except ValueError as err:  # scenes too small, or more of a glacier than it has dates for: wrong usage
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"wrote {len(images)} synthetic scenes to {args.out}")
@@ -309,7 +402,8 @@ def _add_plot_commands(commands: argparse._SubParsersAction) -> None:
                           help="evaluation or prediction folder holding <stem>_front[_post].png")
     overlays.add_argument("--out", type=Path, required=True, help="output folder")
     overlays.add_argument("--split", default="test", choices=SPLITS, help="CaFFe split (default: test)")
-    overlays.add_argument("--limit", type=int, default=None, metavar="N", help="at most N scenes (in stem order)")
+    overlays.add_argument("--limit", type=_at_least_one, default=None, metavar="N",
+                          help="at most N scenes (in stem order)")
     overlays.set_defaults(handler=_cmd_plot_overlays)
 
     boxplot = figures.add_parser("boxplot", help="box plots of per-image MDE by group, result sets side by side",
@@ -449,18 +543,18 @@ def _add_detect_commands(commands: argparse._SubParsersAction) -> None:
     _add_predictor_options(detect)
     _add_pixel_size(detect, also_wins_over=" and over a GeoTIFF's transform (with a warning when they differ by "
                                            "more than 1 %%)")
-    detect.add_argument("--default-pixel-size", type=float, default=None, metavar="METRES",
+    detect.add_argument("--default-pixel-size", type=_positive_finite_float, default=None, metavar="METRES",
                         help="pixel size in metres only for scenes that have none: neither georeferenced "
                              "(projected CRS) nor CaFFe-named")
     detect.add_argument("--glacier", default=None,
                         help="glacier name for scenes whose file name does not say it (default: unknown)")
-    detect.add_argument("--min-length-m", type=float, default=min_length_m,
+    detect.add_argument("--min-length-m", type=_non_negative_finite_float, default=min_length_m,
                         help=f"drop front pieces of at most this length in metres (default: {min_length_m:g}, "
                              "the experiments' setting)")
-    detect.add_argument("--length-factor", type=float, default=defaults.length_factor,
+    detect.add_argument("--length-factor", type=_factor, default=defaults.length_factor,
                         help="flag fronts longer or shorter than the glacier's median length by this factor "
                              f"(default: {defaults.length_factor:g})")
-    detect.add_argument("--max-disagreement", type=float, default=defaults.max_disagreement,
+    detect.add_argument("--max-disagreement", type=_fraction, default=defaults.max_disagreement,
                         help="flag scenes whose folds disagree more than this along the front, 0..1 "
                              f"(default: {defaults.max_disagreement:g})")
     detect.add_argument("--uncertainty", action="store_true",
@@ -489,7 +583,7 @@ def _add_detect_commands(commands: argparse._SubParsersAction) -> None:
     retreat.add_argument("--centreline", type=Path, default=None, metavar="FILE",
                          help="glacier centre line drawn from upstream towards the ocean (a LineString, or a CSV "
                               "with x,y columns): the box is the rectangle along it, --box-width wide")
-    retreat.add_argument("--box-width", type=float, default=None, metavar="METRES",
+    retreat.add_argument("--box-width", type=_positive_finite_float, default=None, metavar="METRES",
                          help="width of the box along --centreline, across the fjord (needed with --centreline)")
     retreat.add_argument("--glacier", default=None, help="only this glacier (code or name; default: all)")
     retreat.add_argument("-o", "--output", type=Path, default=None, help="output folder (default: OUT_DIR/retreat)")
@@ -530,9 +624,19 @@ def _cmd_model_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_model_import_v1(args: argparse.Namespace) -> int:
+    from nnunet_glacier.v1_import import import_v1_model
+
+    folder = import_v1_model(args.source, name=args.name, folds=args.folds, force=args.force)
+    name = folder.parent.parent.name
+    print(f"imported {args.source} as {name} -> {folder}; use it with: nnunet-glacier detect -m {name}")
+    return 0
+
+
 def _add_model_commands(commands: argparse._SubParsersAction) -> None:
     model = commands.add_parser(
-        "model", help="share trained models: export to a zip with a model card, install, list",
+        "model", help="share trained models: export to a zip with a model card, install, import nnU-Net v1 models, "
+                      "list",
         description="Trained models as files, in nnU-Net's zip layout (nnUNetv2_install_pretrained_model_from_zip "
                     "reads them too) plus a model card. Installed models live in $NNUNET_GLACIER_HOME/models "
                     "(default ~/.cache/nnunet_glacier/models) and `detect -m NAME` finds them.")
@@ -543,7 +647,7 @@ def _add_model_commands(commands: argparse._SubParsersAction) -> None:
     export.add_argument("model_dir", type=Path, metavar="MODEL_DIR",
                         help="the model's nnU-Net results folder, <results>/<Dataset>/<Trainer__Plans__Config>")
     export.add_argument("zip", type=Path, metavar="ZIP", help="the zip to write")
-    export.add_argument("--folds", type=int, nargs="+", default=None, metavar="K",
+    export.add_argument("--folds", type=_non_negative_int, nargs="+", default=None, metavar="K",
                         help="folds to export (default: every trained fold)")
     export.add_argument("--name", default=None, help="the model's name (default: the zip's file name)")
     export.set_defaults(handler=_cmd_model_export)
@@ -559,6 +663,22 @@ def _add_model_commands(commands: argparse._SubParsersAction) -> None:
     install.set_defaults(handler=_cmd_model_install)
     listing = actions.add_parser("list", help="the installed models", description="List the installed models.")
     listing.set_defaults(handler=_cmd_model_list)
+    import_v1 = actions.add_parser(
+        "import-v1", help="install a trained nnU-Net v1 model (such as the paper's) as an nnU-Net v2 model",
+        description="Convert an nnU-Net v1 trained-model folder (nnUNetTrainerV2, 2-D, fused labels: the paper's "
+                    "published model) or a zip of one into an nnU-Net v2 model with a model card, and install "
+                    "it. The network is checked against the checkpoint's tensors and the plans; nothing in the "
+                    "v1 files runs as code.")
+    import_v1.add_argument("source", type=Path, metavar="SOURCE",
+                           help="a v1 model folder (.../TaskNNN_Name/nnUNetTrainerV2__nnUNetPlansv2.1/, one of "
+                                "its fold_K/ folders, or a folder holding one such model) or a zip of one")
+    import_v1.add_argument("--name", default=None,
+                           help="install under this name (default: the v1 task's name, e.g. "
+                                "Task500_Glacier_zonefronts)")
+    import_v1.add_argument("--folds", type=_non_negative_int, nargs="+", default=None, metavar="K",
+                           help="folds to import (default: every trained fold; the authors predict with fold 0)")
+    import_v1.add_argument("--force", action="store_true", help="replace another model installed under the name")
+    import_v1.set_defaults(handler=_cmd_model_import_v1)
 
 
 def _cmd_slurm(args: argparse.Namespace) -> int:
@@ -595,7 +715,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_work(export)
     _add_profile(export)
     _add_pixel_size(export)
-    export.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
+    export.add_argument("--workers", type=_at_least_one, default=None,
+                        help="parallel processes (default: all cores)")
     export.set_defaults(handler=_cmd_export)
 
     evaluate = commands.add_parser(
@@ -620,7 +741,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="also evaluate routes beyond the benchmark's (options, never the default): "
                                "fused_split = the fused map's front band split down its middle, no glacier "
                                "dilation; fused_front = the fused map's front class through the front route")
-    evaluate.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
+    evaluate.add_argument("--workers", type=_at_least_one, default=None,
+                          help="parallel processes (default: all cores)")
     evaluate.set_defaults(handler=_cmd_evaluate)
 
     compare = commands.add_parser(
@@ -637,11 +759,12 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Write seeded synthetic fjord scenes in the CaFFe layout and naming: "
                                             "sar_images/, zones/, fronts/ and bounding_boxes/.")
     synth.add_argument("--out", type=Path, required=True, help="output CaFFe root (empty or new folder)")
-    synth.add_argument("--n-train", type=int, default=8, metavar="N", help="training scenes (default: 8)")
-    synth.add_argument("--n-test", type=int, default=4, metavar="N", help="test scenes (default: 4)")
+    synth.add_argument("--n-train", type=_non_negative_int, default=8, metavar="N",
+                       help="training scenes (default: 8)")
+    synth.add_argument("--n-test", type=_non_negative_int, default=4, metavar="N", help="test scenes (default: 4)")
     synth.add_argument("--size", type=int, nargs=2, default=[128, 128], metavar=("H", "W"),
                        help="scene size in pixels, rows and columns (default: 128 128)")
-    synth.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    synth.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default: 0)")
     synth.add_argument("--no-bounding-boxes", action="store_true", help="do not write bounding_boxes/")
     synth.set_defaults(handler=_cmd_synth)
 
@@ -652,7 +775,7 @@ def build_parser() -> argparse.ArgumentParser:
     _experiment_choice(plan, many=False)
     _add_work(plan)
     _add_profile(plan)
-    plan.add_argument("--processes", type=int, default=2, help="processes for nnU-Net (default: 2)")
+    plan.add_argument("--processes", type=_at_least_one, default=2, help="processes for nnU-Net (default: 2)")
     plan.add_argument("--no-verify", action="store_true", help="skip nnU-Net's dataset integrity check")
     plan.set_defaults(handler=_cmd_plan)
 
@@ -666,9 +789,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_work(train)
     _add_profile(train)
     _add_device(train)
-    train.add_argument("--max-epochs", type=int, default=None, help="override the plans' number of epochs")
-    train.add_argument("--iterations", type=int, default=None, help="override training iterations per epoch")
-    train.add_argument("--val-iterations", type=int, default=None, help="override validation iterations per epoch")
+    train.add_argument("--max-epochs", type=_at_least_one, default=None,
+                       help="override the plans' number of epochs")
+    train.add_argument("--iterations", type=_at_least_one, default=None,
+                       help="override training iterations per epoch")
+    train.add_argument("--val-iterations", type=_at_least_one, default=None,
+                       help="override validation iterations per epoch")
     train.set_defaults(handler=_cmd_train)
 
     predict = commands.add_parser("predict", help="predict scenes with one or several folds (mean-probability ensemble)",
@@ -705,9 +831,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--data", type=Path, default=None, help="a CaFFe root to use instead of synthetic scenes")
     demo.add_argument("--experiments", nargs="+", default=["fused"], choices=[*experiment_names(), "all"],
                       metavar="NAME", help="experiments to run (default: fused)")
-    demo.add_argument("--n-train", type=int, default=24, help="synthetic training scenes (default: 24)")
-    demo.add_argument("--n-test", type=int, default=6, help="synthetic test scenes (default: 6)")
-    demo.add_argument("--size", type=int, default=256, help="synthetic scene edge in pixels (default: 256)")
+    demo.add_argument("--n-train", type=_at_least_one, default=24, help="synthetic training scenes (default: 24)")
+    demo.add_argument("--n-test", type=_at_least_one, default=6, help="synthetic test scenes (default: 6)")
+    demo.add_argument("--size", type=_scene_edge, default=256, help="synthetic scene edge in pixels (default: 256)")
     demo.add_argument("--seed", type=int, default=1, help="seed of the synthetic scenes (default: 1)")
     _add_run_options(demo, default_work=Path("demo"), default_profile="demo")
     demo.set_defaults(handler=_cmd_demo)
@@ -723,10 +849,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_profile(slurm)
     slurm.add_argument("--partition", default=None, help="SLURM partition")
     slurm.add_argument("--account", default=None, help="SLURM account")
-    slurm.add_argument("--gpus", type=int, default=1, help="GPUs per fold (default: 1)")
-    slurm.add_argument("--cpus", type=int, default=8, help="CPUs per job (default: 8)")
-    slurm.add_argument("--memory", type=int, default=32, help="memory per job in GB (default: 32)")
-    slurm.add_argument("--train-hours", type=int, default=48, help="time limit of a fold's training (default: 48)")
+    slurm.add_argument("--gpus", type=_non_negative_int, default=1, help="GPUs per fold (default: 1)")
+    slurm.add_argument("--cpus", type=_at_least_one, default=8, help="CPUs per job (default: 8)")
+    slurm.add_argument("--memory", type=_at_least_one, default=32, help="memory per job in GB (default: 32)")
+    slurm.add_argument("--train-hours", type=_at_least_one, default=48,
+                       help="time limit of a fold's training (default: 48)")
     slurm.add_argument("--setup", default="", help="shell run first in every job, e.g. 'module load cuda'")
     slurm.set_defaults(handler=_cmd_slurm)
 
@@ -768,8 +895,11 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.showwarning = _print_warning
             return args.handler(args)
-    except (InputError, ConfigError, ModelError) as err:
+    except GlacierError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:  # a read-only or full disk, a file where a folder is expected, ...
+        print(f"error: {os_error_message(err)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

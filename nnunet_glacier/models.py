@@ -8,7 +8,10 @@ per exported fold, ``fold_K/checkpoint_final.pth``, ``fold_K/validation/summary.
 (and, when present, ``summary_tasks.json``, ``progress.png``, ``debug.json``).
 nnU-Net can install it as it is. We add a model card in the model folder:
 ``model_card.json`` (:func:`model_card`) and its human-readable
-``model_card.md``.
+``model_card.md``. Models trained elsewhere (nnU-Net v1's, see
+:mod:`nnunet_glacier.v1_import`) carry their experiment and provenance in the
+``caffe`` block of ``dataset.json`` (``experiment``, ``imported_from``), and
+their cards show them.
 
 Installed models live in ``<home>/models/<name>/``, each an ``nnUNet_results``
 folder of one model; ``<home>`` is ``$NNUNET_GLACIER_HOME``, else
@@ -26,20 +29,20 @@ import json
 import os
 import platform
 import re
-import shutil
 import statistics
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from nnunet_glacier.atomic import atomic_path, write_json
+from nnunet_glacier.atomic import atomic_folder, atomic_path, write_json, write_text
 from nnunet_glacier.errors import ModelError
 
 CARD_JSON = "model_card.json"
@@ -155,7 +158,9 @@ def model_card(model_dir: Path, name: str, folds: list[int], files: list[Path]) 
     of training cases, per-fold validation cases: the split), validation
     scores per fold, the pixel sizes trained on (metres; min, median, max
     and every distinct value), patch size, software versions, and the
-    SHA-256 of every file of the model.
+    SHA-256 of every file of the model. An imported model's experiment and
+    provenance (what is known of it and what is not) come from the
+    ``caffe`` block of its ``dataset.json``.
     """
     dataset = check_model_dir(model_dir)
     trainer, plans, configuration = model_dir.name.split("__")
@@ -164,10 +169,10 @@ def model_card(model_dir: Path, name: str, folds: list[int], files: list[Path]) 
     sizes = sorted(size for stem, size in caffe.get("pixel_size_m", {}).items() if stem not in held_out)
     plans_json = json.loads((model_dir / "plans.json").read_text())
     validation = {str(fold): _validation(model_dir, fold) for fold in folds}
-    return {
+    card = {
         "name": name,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "experiment": _experiment_of(model_dir.parent.name, trainer, configuration),
+        "experiment": _experiment_of(model_dir.parent.name, trainer, configuration) or caffe.get("experiment"),
         "nnunet": {"dataset": model_dir.parent.name, "trainer": trainer, "plans": plans,
                    "configuration": configuration},
         "tasks": caffe["tasks"],
@@ -186,14 +191,27 @@ def model_card(model_dir: Path, name: str, folds: list[int], files: list[Path]) 
         "software": software_versions(),
         "files": {str(path): sha256_of(model_dir / path) for path in files},
     }
+    if "imported_from" in caffe:
+        card["imported_from"] = caffe["imported_from"]
+    return card
+
+
+def write_model_card(model_dir: Path, name: str, folds: list[int]) -> dict[str, Any]:
+    """Write ``model_card.json`` and ``model_card.md`` into a model folder (for all its files); returns the card."""
+    card = model_card(model_dir, name, folds, model_files(model_dir, folds))
+    write_json(model_dir / CARD_JSON, card)
+    write_text(model_dir / CARD_MARKDOWN, card_markdown(card))
+    return card
 
 
 def card_markdown(card: dict[str, Any]) -> str:
     """The model card as Markdown for people."""
     experiment = card["experiment"]
     pixels = card["pixel_size_m"]
+    trained_by = f"profile {experiment['profile']}" if experiment and experiment.get("profile") \
+        else "trained outside nnunet_glacier"
     lines = [f"# Model card: {card['name']}", "",
-             f"- experiment: {experiment['name']} ({experiment['title']}, profile {experiment['profile']})"
+             f"- experiment: {experiment['name']} ({experiment['title']}, {trained_by})"
              if experiment else "- experiment: not one of nnunet_glacier's configured experiments",
              f"- nnU-Net: {card['nnunet']['dataset']}, {card['nnunet']['trainer']}__{card['nnunet']['plans']}__"
              f"{card['nnunet']['configuration']}, patch {card['patch_size']}",
@@ -204,6 +222,7 @@ def card_markdown(card: dict[str, Any]) -> str:
              if pixels else "- pixel sizes trained on: not recorded",
              f"- folds: {', '.join(map(str, card['folds']))}",
              f"- created {card['created']} with " + ", ".join(f"{k} {v}" for k, v in card["software"].items()),
+             *_provenance_lines(card.get("imported_from")),
              "", "| fold | validation cases | Dice (nnU-Net, foreground mean) | Dice per task |",
              "|---:|---:|---:|---|"]
     for fold, scores in card["validation"].items():
@@ -212,6 +231,15 @@ def card_markdown(card: dict[str, Any]) -> str:
         lines.append(f"| {fold} | {len(scores.get('cases', []))} | {'' if dice is None else f'{dice:.3f}'} | "
                      f"{per_task} |")
     return "\n".join(lines) + "\n"
+
+
+def _provenance_lines(imported: dict[str, Any] | None) -> list[str]:
+    """Markdown lines for an imported model: where it came from, what is known of it and what is not."""
+    if not imported:
+        return []
+    return ([f"- imported from {imported['format']}: {imported['source']}", "- known:"]
+            + [f"  - {fact}" for fact in imported["known"]] + ["- not known:"]
+            + [f"  - {fact}" for fact in imported["not_known"]])
 
 
 def export_model(model_dir: str | Path, zip_path: str | Path, *, folds: list[int] | None = None,
@@ -287,31 +315,50 @@ def install_model(zip_path: str | Path, *, name: str | None = None, force: bool 
         raise ModelError(zip_path, "model zip not found")
     name = check_name(zip_path.stem if name is None else name, zip_path)
     digest = sha256_of(zip_path)
-    target = models_dir() / name
-    if target.is_dir():
-        if installed_digest(target) == digest:
-            return model_folder_in(target)
-        if not force:
-            raise ModelError(zip_path, f"another model is installed as {name!r} ({target}); choose another --name "
-                                       f"or replace it with --force")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=target.parent))
+    installed = already_installed(name, digest, zip_path, force=force)
+    if installed is not None:
+        return installed
+    with installing(name, {"zip": str(zip_path.resolve()), "sha256": digest}) as staging:
+        extract_zip(zip_path, staging)
+        _verify_card(model_folder_in(staging), zip_path)
+    return model_folder_in(models_dir() / name)
+
+
+def extract_zip(zip_path: Path, folder: Path) -> None:
+    """Unpack a zip into ``folder``; :class:`ModelError` naming the zip if it is unreadable or has unsafe paths."""
     try:
-        try:
-            with zipfile.ZipFile(zip_path) as archive:
-                archive.extractall(staging, _safe_members(archive, zip_path))
-        except (zipfile.BadZipFile, OSError, EOFError) as err:
-            raise ModelError(zip_path, f"not a readable zip ({err})") from err
-        folder = model_folder_in(staging)
-        check_model_dir(folder)
-        _verify_card(folder, zip_path)
-        write_json(staging / "installed_from.json", {"zip": str(zip_path.resolve()), "sha256": digest})
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return model_folder_in(target)
+        with zipfile.ZipFile(zip_path) as archive:
+            archive.extractall(folder, _safe_members(archive, zip_path))
+    except (zipfile.BadZipFile, OSError, EOFError) as err:
+        raise ModelError(zip_path, f"not a readable zip ({err})") from err
+
+
+def already_installed(name: str, digest: str, source: Path, *, force: bool = False) -> Path | None:
+    """The model folder if the source with SHA-256 ``digest`` is installed as ``name`` already, else ``None``.
+
+    Another model under ``name`` is a :class:`ModelError` unless ``force``
+    (then ``None``: it will be replaced).
+    """
+    target = models_dir() / name
+    if not target.is_dir():
+        return None
+    if installed_digest(target) == digest:
+        return model_folder_in(target)
+    if not force:
+        raise ModelError(source, f"another model is installed as {name!r} ({target}); choose another --name "
+                                 f"or replace it with --force")
+    return None
+
+
+@contextmanager
+def installing(name: str, record: dict[str, Any]) -> Iterator[Path]:
+    """A staging folder to put one model folder (``<Dataset>/<Trainer__Plans__Config>/``) in; it becomes the
+    installed model ``name`` when the block succeeds, checked and with ``record`` (its source and SHA-256) as
+    ``installed_from.json``. A failing block leaves any model installed under ``name`` untouched."""
+    with atomic_folder(models_dir() / name) as staging:
+        yield staging
+        check_model_dir(model_folder_in(staging))
+        write_json(staging / "installed_from.json", record)
 
 
 def installed_digest(root: Path) -> str | None:

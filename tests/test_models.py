@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from nnunet_glacier import models
-from nnunet_glacier.errors import ModelError
 from nnunet_glacier.cli import main
+from nnunet_glacier.errors import ModelError
 
 DATASET = "Dataset506_CaFFeFused"
 FOLDER = "nnUNetTrainerGlacier__nnUNetPlans__2d_demo"
@@ -134,3 +134,24 @@ def test_cli_export_install_list(tmp_path, capsys):
     assert "helheim" in out and "fused" in out
     assert main(["model", "export", str(tmp_path / "missing"), str(tmp_path / "x.zip")]) == 1
     assert not (tmp_path / "x.zip").exists()
+
+
+def test_a_model_trained_elsewhere_carries_its_experiment_and_provenance_in_the_card(tmp_path):
+    model = fake_model(tmp_path / "results", folds=(0,))
+    dataset = json.loads((model / "dataset.json").read_text())
+    imported = {"format": "nnU-Net v1", "source": "/downloads/model.zip", "known": ["trainer nnUNetTrainerV2"],
+                "not_known": ["validation scores"]}
+    dataset["caffe"].update(experiment={"name": "fused", "title": "Fused labels", "profile": None},
+                            imported_from=imported)
+    (model / "dataset.json").write_text(json.dumps(dataset))
+    renamed = model.parent / "nnUNetTrainer__nnUNetPlansFromV1__2d"  # not one of our experiments' folders
+    model.rename(renamed)
+    card = models.write_model_card(renamed, "imported", [0])
+    assert json.loads((renamed / models.CARD_JSON).read_text()) == card
+    assert card["experiment"]["name"] == "fused" and card["imported_from"] == imported
+    markdown = (renamed / models.CARD_MARKDOWN).read_text()
+    assert "- experiment: fused (Fused labels, trained outside nnunet_glacier)" in markdown
+    assert "- imported from nnU-Net v1: /downloads/model.zip" in markdown
+    assert "  - trainer nnUNetTrainerV2" in markdown and "  - validation scores" in markdown
+    assert set(card["files"]) == {"plans.json", "dataset.json", "dataset_fingerprint.json",
+                                  "fold_0/checkpoint_final.pth", "fold_0/validation/summary.json"}
