@@ -198,6 +198,11 @@ def _add_run_options(parser: argparse.ArgumentParser, *, default_work: Path = DE
                         help="override training iterations per epoch")
 
 
+def _add_seed(parser: argparse.ArgumentParser, *, default: int, seeds: str = "every fold's training") -> None:
+    parser.add_argument("--seed", type=_non_negative_int, default=default,
+                        help=f"seed of {seeds} (default: {default}); the same seed trains the same model")
+
+
 def _experiment_choice(parser: argparse.ArgumentParser, *, many: bool) -> None:
     if many:
         parser.add_argument("--experiments", nargs="+", default=["all"], choices=[*experiment_names(), "all"],
@@ -304,7 +309,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     experiment = get_experiment(args.experiment, args.profile)
     for fold in args.fold:
         fold_dir = train_fold(experiment, fold, workspace, device=args.device, max_epochs=args.max_epochs,
-                              iterations=args.iterations, val_iterations=args.val_iterations)
+                              iterations=args.iterations, val_iterations=args.val_iterations, seed=args.seed)
         print(f"{experiment.name} fold {fold}: {fold_dir}")
     return 0
 
@@ -462,7 +467,7 @@ def _reproduction(args: argparse.Namespace, data: Path):
     return Reproduction(data=data, layout=RunLayout.resolve(args.work, args.default_work),
                         experiments=_selected(args), folds=args.folds,
                         device=args.device, pixel_size=args.pixel_size, mirroring=not args.no_mirroring,
-                        max_epochs=args.max_epochs, iterations=args.iterations)
+                        max_epochs=args.max_epochs, iterations=args.iterations, seed=args.seed)
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
@@ -795,6 +800,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override training iterations per epoch")
     train.add_argument("--val-iterations", type=_at_least_one, default=None,
                        help="override validation iterations per epoch")
+    _add_seed(train, default=0, seeds="the training (random, NumPy and torch)")
     train.set_defaults(handler=_cmd_train)
 
     predict = commands.add_parser("predict", help="predict scenes with one or several folds (mean-probability ensemble)",
@@ -816,13 +822,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     reproduce = commands.add_parser(
         "reproduce", help="the paper end to end: export, plan, train, predict, ensemble, evaluate, report",
-        description="Run the method's steps for the chosen experiments. Every step skips what is complete, so "
-                    "re-running the command resumes an interrupted reproduction.")
+        description="Run the method's steps for the chosen experiments. Every step records what it was made from "
+                    "(input files, settings, checkpoints, seed) and is skipped while that holds; a change redoes the "
+                    "step and everything made from it, and re-running the command resumes an interrupted "
+                    "reproduction.")
     reproduce.add_argument("--data", type=Path, required=True, help="CaFFe root (sar_images/, zones/, fronts/)")
     _experiment_choice(reproduce, many=True)
     reproduce.add_argument("--steps", nargs="+", default=list(STEPS), choices=STEPS, metavar="STEP",
                            help=f"steps to run, in this order: {', '.join(STEPS)} (default: all)")
     _add_run_options(reproduce)
+    _add_seed(reproduce, default=0)
     reproduce.set_defaults(handler=_cmd_reproduce)
 
     demo = commands.add_parser("demo", help="see the whole method work on a laptop in minutes (no data, no GPU)",
@@ -834,8 +843,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--n-train", type=_at_least_one, default=24, help="synthetic training scenes (default: 24)")
     demo.add_argument("--n-test", type=_at_least_one, default=6, help="synthetic test scenes (default: 6)")
     demo.add_argument("--size", type=_scene_edge, default=256, help="synthetic scene edge in pixels (default: 256)")
-    demo.add_argument("--seed", type=int, default=1, help="seed of the synthetic scenes (default: 1)")
     _add_run_options(demo, default_work=Path("demo"), default_profile="demo")
+    _add_seed(demo, default=1, seeds="the synthetic scenes and of training")
     demo.set_defaults(handler=_cmd_demo)
 
     slurm = commands.add_parser("slurm", help="write SLURM job scripts (fold arrays, dependencies) from the configs",

@@ -8,12 +8,19 @@ Work directory layout::
     <work>/predictions/<experiment>/fold_K/                   fold K's PNGs
     <work>/evaluation/<experiment>/{ensemble,fold_K}/         summary.json, per_image.csv
     <work>/report/                                            report.md and figures
+    <work>/made_from/<dataset or experiment>/<step>[_<piece>].json   what each step's outputs were made from
     <work>/slurm_logs/                                        SLURM job logs
 
 What is evaluated of an experiment are its *members*: the fold ensemble
 (:data:`ENSEMBLE`) and each fold (``fold_K``). A fold is, as in nnU-Net, a
 number ``K`` of the cross-validation or :data:`FOLD_ALL` (trained on every
 training case), kept in ``fold_K`` / ``fold_all`` folders.
+
+The *made-from records* (:mod:`nnunet_glacier.provenance`) of a reproduction
+say what each step's outputs were made from; :mod:`nnunet_glacier.reproduce`
+redoes a step whose record is no longer current. Steps on an nnU-Net dataset
+(export, plan) are recorded per dataset (experiments may share one), the
+others per experiment and fold or member, the report once.
 """
 from __future__ import annotations
 
@@ -83,6 +90,13 @@ class RunLayout:
     def evaluation(self, experiment: str, member: str) -> Path:
         """The evaluation folder of a member (``member`` may be a glob pattern such as ``fold_*``)."""
         return self.work / "evaluation" / experiment / member
+
+    def record(self, step: str, subject: str | None = None, piece: str | None = None) -> Path:
+        """The made-from record of ``step`` done for ``subject`` (a dataset or experiment name; ``None`` for the
+        report) and, for a per-fold or per-member step, ``piece``:
+        ``made_from/<subject>/<step>[_<piece>].json``."""
+        folder = self.work / "made_from" / subject if subject is not None else self.work / "made_from"
+        return folder / (f"{step}_{piece}.json" if piece is not None else f"{step}.json")
 
     @property
     def report_dir(self) -> Path:

@@ -231,8 +231,9 @@ def baseline_section(layout: RunLayout, experiments: Sequence[Experiment], colle
 
 
 def write_report(layout: RunLayout, experiments: Sequence[Experiment], folds: Mapping[str, Sequence[Fold]],
-                 data: Path) -> Path:
-    """Write report.md, report.json and the figures into ``layout.report_dir``; returns the report's path.
+                 data: Path, out: Path | None = None) -> Path:
+    """Write report.md, report.json and the figures into ``out`` (default ``layout.report_dir``); returns the
+    report's path.
 
     ``experiments`` (in report order) with their ``folds`` (by experiment
     name) were evaluated on the test split of the CaFFe root ``data``.
@@ -240,7 +241,7 @@ def write_report(layout: RunLayout, experiments: Sequence[Experiment], folds: Ma
     collected = collect(layout, experiments, folds)
     if not collected:
         raise InputError(layout.work / "evaluation", "no evaluated experiment: run the evaluate step first")
-    out = layout.report_dir
+    out = Path(out) if out is not None else layout.report_dir
     synthetic = is_synthetic(data)
     t_lines, comparison = t_test_section(layout, collected)
     baseline_lines, against_stock = baseline_section(layout, experiments, collected, out)

@@ -11,23 +11,68 @@ Steps, per experiment (``STEPS``)::
 
 The work directory is laid out as :mod:`nnunet_glacier.layout` describes.
 
-Every step skips work that is complete (a re-run only finishes what an
-interrupted run left), so the same command resumes a reproduction.
+Every step records what its outputs were made from
+(:func:`~nnunet_glacier.provenance.made_from`, in ``<work>/made_from/``) and is
+skipped only while that record is current; otherwise it is redone. Each
+record holds what its step read from the steps before it, so a change
+anywhere redoes everything made from it, and a re-run gives what a fresh
+run gives:
+
+=========  ==================================================================  ===========================
+step       made from                                                           record
+=========  ==================================================================  ===========================
+export     train images and labels, test images; ``dataset.json`` as exported  per dataset
+           (label settings, pixel sizes, source)
+plan       the raw ``imagesTr``/``labelsTr`` and ``dataset.json`` without its   per dataset
+           ``caffe`` block (what nnU-Net reads: pixel sizes are not in it)
+train      the plan record's content, the plans (``2d`` and ours), trainer,    per experiment and fold
+           fold, seed, epochs and iterations run
+predict    the checkpoints' stamps, sliding-window settings, test images      per experiment
+evaluate   the member's prediction PNGs, the test images, labels, bounding     per experiment and member
+           boxes, the raw ``dataset.json`` (pixel sizes), post-processing
+report     every evaluation's ``summary.json`` and ``per_image.csv``, the      once
+           CaFFe files, the experiments and folds
+=========  ==================================================================  ===========================
+
+So a new pixel size re-exports (``dataset.json`` records it) and
+re-evaluates, but neither re-plans nor retrains: the images and labels
+nnU-Net reads are unchanged. A fold trained again by hand gets new
+checkpoints and so new predictions and evaluations.
+
+Export, plan, evaluate and report write their record last, once their
+outputs are complete; export, evaluate and report replace their folder as a
+whole (:func:`~nnunet_glacier.atomic.atomic_folder`). Train and predict take
+long and resume: they write their record *first*, so the partial outputs of an
+interrupted run are known to be made from the same inputs and are completed
+rather than redone; a changed record removes them first. A fold folder that
+has no record was trained outside ``reproduce`` (``nnunet-glacier train``,
+``nnUNetv2_train``) and is kept as it is.
+
+Each piece of work is done under a lock on its record
+(:func:`~nnunet_glacier.locks.exclusive`): two runs on one work directory
+share the work — the second waits, then finds the piece current and skips it.
 """
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import shutil
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from nnunet_glacier import caffe
+from nnunet_glacier.atomic import atomic_folder, remove_stale_temporaries, write_json
 from nnunet_glacier.errors import InputError
 from nnunet_glacier.experiments import Experiment
-from nnunet_glacier.layout import Fold, RunLayout, members
+from nnunet_glacier.layout import Fold, RunLayout, fold_member, members
+from nnunet_glacier.locks import exclusive
+from nnunet_glacier.provenance import digest, is_current, made_from, read_record
 from nnunet_glacier.workspace import Workspace
 
+if TYPE_CHECKING:
+    from nnunet_glacier.postprocess import PostprocessSettings
 
 STEPS = ("export", "plan", "train", "predict", "evaluate", "report")
 TEST_SPLIT = "test"
@@ -48,6 +93,7 @@ class Reproduction:
     progress: bool = True
     max_epochs: int | None = None  # overrides of the profile's schedule, for short runs
     iterations: int | None = None
+    seed: int = 0  # seeds every fold's training (Python, NumPy, torch)
 
     @property
     def workspace(self) -> Workspace:
@@ -57,79 +103,224 @@ class Reproduction:
         return list(self.folds) if self.folds is not None else list(experiment.folds)
 
 
-def export_step(run: Reproduction, experiment: Experiment) -> None:
-    """Export unless the raw dataset already holds exactly this export."""
-    from nnunet_glacier.nnunet.export import dataset_folder, dataset_json, export_dataset
+# --- made-from records -----------------------------------------------------------------------------------------
 
-    existing = dataset_folder(run.workspace.raw, experiment) / "dataset.json"
-    samples = caffe.discover(run.data, pixel_size=run.pixel_size)
-    if existing.is_file() and json.loads(existing.read_text()) == json.loads(json.dumps(
-            dataset_json(experiment, samples, Path(run.data).resolve()))):
+def _say(what: str, state: str) -> None:
+    print(f"== {what}: {state}", flush=True)
+
+
+def _write_record(path: Path, record: Mapping[str, Any]) -> None:
+    remove_stale_temporaries(path.parent)
+    write_json(path, record)
+
+
+def _redo_unless_current(record: Path, settings: Mapping[str, Any], inputs: Sequence[Path], what: str,
+                         work: Callable[[], None], complete: Callable[[], bool]) -> None:
+    """Do ``work`` unless ``record`` is current and ``complete()`` holds; then write the record (last).
+
+    The inputs are stamped before the work starts. Call under the record's lock.
+    """
+    if is_current(read_record(record), settings, inputs) and complete():
+        _say(what, "up to date")
         return
-    export_dataset(run.data, experiment, run.workspace.raw, pixel_size=run.pixel_size,
-                   num_workers=run.processes, progress=run.progress)
+    _say(what, "making")
+    stamped = made_from(settings, inputs)
+    work()
+    _write_record(record, stamped)
+
+
+def _content_digest(record: Mapping[str, Any] | None) -> str | None:
+    """A digest of what a record's work was made from — settings and input contents, not file times —
+    so that work made from it stays current when its inputs are rewritten unchanged (``None``: no record)."""
+    if record is None:
+        return None
+    contents = {name: stamp.get("sha256") for name, stamp in record.get("inputs", {}).items()}
+    return digest({"settings": record.get("settings"), "inputs": contents})
+
+
+def _files(samples: Iterable[caffe.Sample], kinds: Sequence[str]) -> list[Path]:
+    """The files of ``samples`` of the given kinds (``image``, ``zones``, ``front``, ``bbox``) that exist."""
+    return [path for sample in samples for path in (getattr(sample, kind) for kind in kinds) if path is not None]
+
+
+def _test_samples(run: Reproduction) -> list[caffe.Sample]:
+    return caffe.discover(run.data, (TEST_SPLIT,))
+
+
+# --- the steps -------------------------------------------------------------------------------------------------
+
+def export_step(run: Reproduction, experiment: Experiment) -> None:
+    """Export unless the raw dataset was exported from the current files and settings."""
+    from nnunet_glacier.nnunet.export import (
+        dataset_folder,
+        dataset_json,
+        export_dataset,
+    )
+
+    samples = caffe.discover(run.data, pixel_size=run.pixel_size)
+    settings = {"dataset_json": dataset_json(experiment, samples, Path(run.data).resolve())}
+    inputs = [*_files((s for s in samples if s.split == "train"), ("image", "zones", "front")),
+              *_files((s for s in samples if s.split != "train"), ("image",))]
+    record = run.layout.record("export", experiment.dataset)
+    folder = dataset_folder(run.workspace.raw, experiment)
+    with exclusive(record):
+        _redo_unless_current(
+            record, settings, inputs, f"export {experiment.dataset}",
+            lambda: export_dataset(run.data, experiment, run.workspace.raw, pixel_size=run.pixel_size,
+                                   num_workers=run.processes, progress=run.progress),
+            lambda: (folder / "dataset.json").is_file())
 
 
 def plan_step(run: Reproduction, experiment: Experiment) -> None:
-    """Plan and preprocess unless done for the current export; (re)write our plans configuration."""
-    from nnunet_glacier.nnunet.plans import is_preprocessed, plan_and_preprocess, plans_file, write_configuration
+    """Plan and preprocess unless done for the current raw dataset; (re)write our plans configuration."""
+    from nnunet_glacier.nnunet.plans import (
+        is_preprocessed,
+        plan_and_preprocess,
+        write_configuration,
+    )
 
     workspace = run.workspace
-    raw_json = workspace.raw / experiment.dataset / "dataset.json"
-    plans = plans_file(workspace, experiment)
-    stale = plans.is_file() and raw_json.stat().st_mtime > plans.stat().st_mtime
-    if stale or not is_preprocessed(workspace, experiment):
-        plan_and_preprocess(experiment, workspace, num_processes=run.processes)
-    write_configuration(experiment, workspace)
+    raw = workspace.raw / experiment.dataset
+    description = raw / "dataset.json"
+    if not description.is_file():
+        raise InputError(description, "no exported raw dataset: run the export step first")
+    read_by_nnunet = {k: v for k, v in json.loads(description.read_text()).items() if k != "caffe"}
+    inputs = [*sorted((raw / "imagesTr").glob("*.png")), *sorted((raw / "labelsTr").glob("*.png"))]
+    record = run.layout.record("plan", experiment.dataset)
+    with exclusive(record):
+        _redo_unless_current(record, {"dataset_json": read_by_nnunet}, inputs, f"plan {experiment.dataset}",
+                             lambda: plan_and_preprocess(experiment, workspace, num_processes=run.processes),
+                             lambda: is_preprocessed(workspace, experiment))
+        write_configuration(experiment, workspace)
+
+
+def training_settings(run: Reproduction, experiment: Experiment, fold: Fold) -> dict[str, Any]:
+    """What a fold is trained from: the plan record's content, the plans, trainer, fold, seed and schedule run."""
+    from nnunet_glacier.nnunet.plans import trained_configuration
+
+    schedule = experiment.training
+    return {"plan": _content_digest(read_record(run.layout.record("plan", experiment.dataset))),
+            "plans": trained_configuration(experiment, run.workspace), "trainer": experiment.trainer,
+            "fold": str(fold), "seed": run.seed,
+            "epochs": run.max_epochs if run.max_epochs is not None else schedule.epochs,
+            "iterations_per_epoch": run.iterations if run.iterations is not None else schedule.iterations_per_epoch}
 
 
 def train_step(run: Reproduction, experiment: Experiment) -> None:
-    from nnunet_glacier.nnunet.training import train_fold
+    """Train every fold not trained from the current settings; a fold trained from others is removed first."""
+    from nnunet_glacier.nnunet.training import is_trained, model_folder, train_fold
 
     for fold in run.folds_of(experiment):
-        train_fold(experiment, fold, run.workspace, device=run.device, max_epochs=run.max_epochs,
-                   iterations=run.iterations)
+        what = f"train {experiment.name} {fold_member(fold)}"
+        settings = training_settings(run, experiment, fold)
+        record = run.layout.record("train", experiment.name, fold_member(fold))
+        fold_dir = model_folder(run.workspace, experiment) / fold_member(fold)
+        with exclusive(record):
+            previous = read_record(record)
+            if not is_current(previous, settings, ()):
+                if previous is not None:
+                    shutil.rmtree(fold_dir, ignore_errors=True)
+                _write_record(record, made_from(settings, ()))
+            if is_trained(run.workspace, experiment, fold):
+                _say(what, "up to date")
+                continue
+            _say(what, "training")
+            train_fold(experiment, fold, run.workspace, device=run.device, max_epochs=run.max_epochs,
+                       iterations=run.iterations, seed=run.seed)
 
 
 def predict_step(run: Reproduction, experiment: Experiment) -> None:
-    """Predict the test split with every fold and their ensemble (one pass per scene)."""
+    """Predict the test split with every fold and their ensemble (one pass per scene).
+
+    Predictions made with other checkpoints or settings are removed first;
+    those of an interrupted run with the same ones are completed.
+    """
     from nnunet_glacier.nnunet.predict import GlacierPredictor, predict_images
     from nnunet_glacier.nnunet.training import model_folder
 
-    images = [s.image for s in caffe.discover(run.data, (TEST_SPLIT,))]
-    predictor = GlacierPredictor(model_folder(run.workspace, experiment), run.folds_of(experiment), device=run.device,
+    folds = run.folds_of(experiment)
+    images = _files(_test_samples(run), ("image",))
+    predictor = GlacierPredictor(model_folder(run.workspace, experiment), folds, device=run.device,
                                  mirroring=run.mirroring)
-    report = predict_images(predictor, images, run.layout.predictions(experiment.name), per_fold=True,
-                            progress=run.progress)
+    settings = {"predictor": predictor.made_from()}
+    out = run.layout.predictions(experiment.name)
+    record = run.layout.record("predict", experiment.name)
+    with exclusive(record):
+        if not is_current(read_record(record), settings, images):
+            shutil.rmtree(out, ignore_errors=True)
+            _write_record(record, made_from(settings, images))
+        for folder in (out, *(out / fold_member(k) for k in folds)):
+            remove_stale_temporaries(folder)
+        report = predict_images(predictor, images, out, per_fold=True, progress=run.progress)
+        _say(f"predict {experiment.name}", f"{len(report.written)} scene(s) predicted, "
+                                           f"{len(report.skipped)} up to date")
     if report.failed:
         path, problem = report.failed[0]
         raise InputError(path, f"prediction failed: {problem} ({len(report.failed)} scene(s) failed)")
 
 
 def evaluate_step(run: Reproduction, experiment: Experiment) -> None:
-    """Evaluate the ensemble and every fold; a member whose summary is newer than its predictions is skipped."""
-    from nnunet_glacier.evaluate import evaluate_predictions
+    """Evaluate the ensemble and every fold, each unless evaluated from its current predictions and labels."""
     from nnunet_glacier.postprocess import PostprocessSettings
 
-    settings = PostprocessSettings(min_length_m=experiment.evaluation.front_min_length_m,
-                                   fused_dilation_px=experiment.evaluation.fused_glacier_dilation_px)
+    postprocessing = PostprocessSettings(min_length_m=experiment.evaluation.front_min_length_m,
+                                         fused_dilation_px=experiment.evaluation.fused_glacier_dilation_px)
+    dataset = run.workspace.raw / experiment.dataset
+    truth = [*_files(_test_samples(run), ("image", "zones", "front", "bbox")),
+             *[p for p in (dataset / "dataset.json",) if p.is_file()]]
     for member in members(run.folds_of(experiment)):
-        predictions = run.layout.predictions(experiment.name, member)
-        out = run.layout.evaluation(experiment.name, member)
-        newest = max((p.stat().st_mtime for p in predictions.glob("*.png")), default=0.0)
-        summary = out / "summary.json"
-        if summary.is_file() and summary.stat().st_mtime >= newest:
-            continue
-        evaluate_predictions(predictions, run.data, split=TEST_SPLIT, out=out, pixel_size=run.pixel_size,
-                             dataset=run.workspace.raw / experiment.dataset,
-                             settings=settings, workers=run.processes, progress=run.progress)
+        _evaluate_member(run, experiment, member, postprocessing, truth)
+
+
+def _evaluate_member(run: Reproduction, experiment: Experiment, member: str, postprocessing: PostprocessSettings,
+                     truth: Sequence[Path]) -> None:
+    """Evaluate one member's predictions into a new folder unless current; ``truth``: the files besides them
+    that the evaluation reads (test images, labels, bounding boxes, the raw dataset.json)."""
+    from nnunet_glacier.evaluate import evaluate_predictions
+
+    predictions = run.layout.predictions(experiment.name, member)
+    out = run.layout.evaluation(experiment.name, member)
+    record = run.layout.record("evaluate", experiment.name, member)
+    settings = {"postprocessing": asdict(postprocessing), "pixel_size_m": run.pixel_size, "split": TEST_SPLIT}
+
+    def evaluate_into_new_folder() -> None:
+        remove_stale_temporaries(out.parent)
+        with atomic_folder(out) as new:
+            evaluate_predictions(predictions, run.data, split=TEST_SPLIT, out=new, pixel_size=run.pixel_size,
+                                 dataset=run.workspace.raw / experiment.dataset, settings=postprocessing,
+                                 workers=run.processes, progress=run.progress)
+
+    with exclusive(record):
+        _redo_unless_current(record, settings, [*sorted(predictions.glob("*.png")), *truth],
+                             f"evaluate {experiment.name} {member}", evaluate_into_new_folder,
+                             lambda: (out / "summary.json").is_file())
 
 
 def report_step(run: Reproduction) -> Path:
-    """Write the Markdown report of every experiment evaluated so far; returns its path."""
+    """Write the Markdown report of every experiment evaluated so far, unless current; returns its path."""
     from nnunet_glacier.report import write_report
 
-    return write_report(run.layout, run.experiments, {e.name: run.folds_of(e) for e in run.experiments}, run.data)
+    layout = run.layout
+    folds = {e.name: run.folds_of(e) for e in run.experiments}
+    evaluations = [path for e in run.experiments for member in members(folds[e.name])
+                   for path in (layout.evaluation(e.name, member) / name for name in ("summary.json", "per_image.csv"))
+                   if path.is_file()]
+    data_files = _files(caffe.discover(run.data), ("image", "zones", "front", "bbox"))
+    settings = {"experiments": [e.name for e in run.experiments], "profile": run.experiments[0].profile,
+                "folds": {name: [str(k) for k in f] for name, f in folds.items()}, "data": str(run.data),
+                "work": str(layout.work)}
+    record = layout.record("report")
+    report = layout.report_dir / "report.md"
+
+    def report_into_new_folder() -> None:
+        remove_stale_temporaries(layout.report_dir.parent)
+        with atomic_folder(layout.report_dir) as new:
+            write_report(layout, run.experiments, folds, run.data, out=new)
+
+    with exclusive(record):
+        _redo_unless_current(record, settings, [*evaluations, *data_files], "report", report_into_new_folder,
+                             report.is_file)
+    return report
 
 
 def run_demo(run: Reproduction, *, n_train: int = 24, n_test: int = 6, size: int = 256, seed: int = 1) -> Path:
@@ -159,5 +350,4 @@ def run_reproduction(run: Reproduction, steps: Sequence[str] = STEPS) -> None:
             report_step(run)
             continue
         for experiment in run.experiments:
-            print(f"== {step}: {experiment.name}")
             per_experiment[step](run, experiment)

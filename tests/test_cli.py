@@ -90,8 +90,8 @@ def _parsers(parser: argparse.ArgumentParser, name: str = "nnunet-glacier") -> d
 
 
 #: Numeric options still read with a bare ``int``: checked by the command itself (synth's size by
-#: ``generate_caffe``, exit 2) or by another change (the demo's seed).
-UNCHECKED = {("nnunet-glacier synth", "--size"), ("nnunet-glacier demo", "--seed")}
+#: ``generate_caffe``, exit 2).
+UNCHECKED = {("nnunet-glacier synth", "--size")}
 
 
 def test_no_numeric_option_is_read_unchecked():

@@ -122,6 +122,23 @@ def test_bad_file_in_a_worker_process_names_the_file(tmp_path):
     assert not (tmp_path / "raw" / get_experiment("fused").dataset / "dataset.json").exists()
 
 
+def test_a_failing_re_export_keeps_the_previous_export(tmp_path):
+    """A corrupt image found on re-export: the error names it, the good export stays byte for byte, and
+    nothing of the failed attempt is left beside it."""
+    root = tmp_path / "caffe"
+    images = generate_caffe(root, n_train=3, n_test=1, size=(32, 32))
+    experiment = get_experiment("fused")
+    folder = export_quietly(root, experiment, tmp_path / "raw", num_workers=1)
+    before = file_hashes(folder)
+    corrupt = images[0]  # a training image
+    corrupt.write_bytes(corrupt.read_bytes()[:50])
+    with pytest.raises(InputError, match="unreadable or truncated") as error:
+        export_quietly(root, experiment, tmp_path / "raw", num_workers=2)
+    assert error.value.path == corrupt
+    assert file_hashes(folder) == before
+    assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == [folder.name]
+
+
 def test_a_root_without_training_images_is_refused(tmp_path):
     root = tmp_path / "caffe"
     generate_caffe(root, n_train=0, n_test=1, size=(32, 32))

@@ -12,9 +12,11 @@ settings and each case's pixel size in metres, so later steps need not guess.
 Nothing in ``dataset.json`` names the experiment: experiments that share a
 dataset (``mtl_late`` and ``mtl_early``; ``fused`` and the ``stock_fused``
 baseline) export the same one.
-Export is deterministic, parallel over files, never touches the input and is
-re-runnable: each file is written atomically, stale cases are removed and
-``dataset.json`` is written last, so its presence marks a complete export.
+Export is deterministic, parallel over files and never touches the input.
+It writes a new folder beside the dataset (``dataset.json`` last) that
+replaces the old one only when every file was written
+(:func:`~nnunet_glacier.atomic.atomic_folder`): an export that fails — a
+corrupt input, a kill — leaves the previous good export as it was.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from nnunet_glacier import caffe
-from nnunet_glacier.atomic import write_json, write_png
+from nnunet_glacier.atomic import atomic_folder, remove_stale_temporaries, write_json, write_png
 from nnunet_glacier.errors import InputError
 from nnunet_glacier.experiments import Experiment
 
@@ -55,18 +57,6 @@ def _check_dataset_id_free(raw_root: Path, experiment: Experiment) -> None:
         if other.name != experiment.dataset:
             raise InputError(other, f"dataset ID {experiment.dataset_id} is taken by another dataset; "
                                     f"nnU-Net needs unique IDs (expected {experiment.dataset})")
-
-
-def _remove_stale_cases(folder: Path, samples: list[caffe.Sample]) -> None:
-    expected = {
-        "imagesTr": {f"{s.stem}{CHANNEL_SUFFIX}.png" for s in samples if s.split == "train"},
-        "labelsTr": {f"{s.stem}.png" for s in samples if s.split == "train"},
-        "imagesTs": {f"{s.stem}{CHANNEL_SUFFIX}.png" for s in samples if s.split != "train"},
-    }
-    for sub, names in expected.items():
-        for path in (folder / sub).glob("*.png"):
-            if path.name not in names:
-                path.unlink()
 
 
 def dataset_json(experiment: Experiment, samples: list[caffe.Sample], source: Path) -> dict:
@@ -118,7 +108,8 @@ def export_dataset(data_root: str | Path, experiment: Experiment, raw_root: str 
     """Write the nnU-Net raw dataset of ``experiment`` from the CaFFe root ``data_root``.
 
     ``pixel_size`` overrides the names' resolutions (metres per pixel: one
-    number, or a mapping stem -> metres). Returns the dataset folder.
+    number, or a mapping stem -> metres). The dataset folder is replaced as
+    a whole, and only once the new export is complete. Returns the dataset folder.
     """
     data_root, raw_root = Path(data_root).resolve(), Path(raw_root)
     samples = caffe.discover(data_root, pixel_size=pixel_size)
@@ -126,18 +117,18 @@ def export_dataset(data_root: str | Path, experiment: Experiment, raw_root: str 
         raise InputError(data_root, "no training images in sar_images/train")
     raw_root.mkdir(parents=True, exist_ok=True)
     _check_dataset_id_free(raw_root, experiment)
+    remove_stale_temporaries(raw_root)
     folder = dataset_folder(raw_root, experiment)
-    (folder / "dataset.json").unlink(missing_ok=True)  # re-marks the export as incomplete until done
-    _remove_stale_cases(folder, samples)
-    jobs = [(s, experiment, folder) for s in samples]
-    workers = num_workers if num_workers is not None else min(len(jobs), os.cpu_count() or 1)
-    description = f"export {experiment.dataset}"
-    if workers <= 1:
-        for job in tqdm(jobs, desc=description, disable=not progress):
-            _export_one(job)
-    else:
-        with ProcessPoolExecutor(workers) as pool:
-            list(tqdm(pool.map(_export_one, jobs, chunksize=4), total=len(jobs), desc=description,
-                      disable=not progress))
-    write_json(folder / "dataset.json", dataset_json(experiment, samples, data_root))
+    with atomic_folder(folder) as new:
+        jobs = [(s, experiment, new) for s in samples]
+        workers = num_workers if num_workers is not None else min(len(jobs), os.cpu_count() or 1)
+        description = f"export {experiment.dataset}"
+        if workers <= 1:
+            for job in tqdm(jobs, desc=description, disable=not progress):
+                _export_one(job)
+        else:
+            with ProcessPoolExecutor(workers) as pool:
+                list(tqdm(pool.map(_export_one, jobs, chunksize=4), total=len(jobs), desc=description,
+                          disable=not progress))
+        write_json(new / "dataset.json", dataset_json(experiment, samples, data_root))
     return folder

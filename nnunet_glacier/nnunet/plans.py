@@ -28,6 +28,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from nnunet_glacier.atomic import write_json
+from nnunet_glacier.errors import InputError
 from nnunet_glacier.experiments import EXPERIMENT_ORDER, Experiment, PlanSettings, load_experiments
 from nnunet_glacier.workspace import Workspace
 
@@ -147,6 +148,18 @@ def configuration_for(experiment: Experiment, base_2d: dict, patch_size: tuple[i
         "architecture": architecture,
         "caffe_training": asdict(experiment.training),
     }
+
+
+def trained_configuration(experiment: Experiment, workspace: Workspace) -> dict:
+    """What training reads of the plans file: ``{"2d": nnU-Net's plan, <our configuration>: our edit}``."""
+    path = plans_file(workspace, experiment)
+    if not path.is_file():
+        raise InputError(path, f"no nnU-Net plans; run planning for {experiment.name} first")
+    configurations = json.loads(path.read_text())["configurations"]
+    if experiment.configuration not in configurations:
+        raise InputError(path, f"no configuration {experiment.configuration!r}; "
+                               f"run planning for {experiment.name} first")
+    return {name: configurations[name] for name in (BASE_CONFIGURATION, experiment.configuration)}
 
 
 def write_configuration(experiment: Experiment, workspace: Workspace) -> dict:
