@@ -686,15 +686,34 @@ def _add_model_commands(commands: argparse._SubParsersAction) -> None:
     import_v1.set_defaults(handler=_cmd_model_import_v1)
 
 
-def _cmd_slurm(args: argparse.Namespace) -> int:
-    from nnunet_glacier.slurm import ClusterSettings, write_slurm_jobs
+def _cluster_settings(args: argparse.Namespace, **hours: int):
+    """The :class:`~nnunet_glacier.slurm.ClusterSettings` of :func:`_add_cluster_options`."""
+    from nnunet_glacier.slurm import ClusterSettings
 
-    settings = ClusterSettings(partition=args.partition, account=args.account, gpus_per_fold=args.gpus,
-                               cpus=args.cpus, memory_gb=args.memory, train_hours=args.train_hours,
-                               setup=args.setup)
-    written = write_slurm_jobs(_selected(args), args.data, args.work or Path("work"),
-                               args.out, settings)
+    return ClusterSettings(partition=args.partition, account=args.account, gpus_per_fold=args.gpus, cpus=args.cpus,
+                           memory_gb=args.memory, setup=args.setup, **hours)
+
+
+def _cmd_slurm(args: argparse.Namespace) -> int:
+    from nnunet_glacier.slurm import write_slurm_jobs
+
+    written = write_slurm_jobs(_selected(args), args.data, args.work or Path("work"), args.out,
+                               _cluster_settings(args, train_hours=args.train_hours))
     print(f"wrote {len(written)} files to {args.out}; submit with: bash {args.out / 'submit_all.sh'}")
+    return 0
+
+
+def _cmd_slurm_detect(args: argparse.Namespace) -> int:
+    import shlex
+
+    from nnunet_glacier.geo import list_scenes
+    from nnunet_glacier.slurm import write_detect_jobs
+
+    scenes = list_scenes(args.input)
+    written = write_detect_jobs(scenes, args.model, args.output, args.jobs, args.shards,
+                                shlex.split(args.detect_options), _cluster_settings(args), hours=args.hours)
+    print(f"{len(scenes)} scenes in shards of {args.jobs / 'detect_shards.sbatch'}; wrote {len(written)} files; "
+          f"submit with: bash {args.jobs / 'submit_detect.sh'}")
     return 0
 
 
@@ -703,6 +722,16 @@ def _cmd_trainer_path(args: argparse.Namespace) -> int:
 
     print(TRAINER_DIR)
     return 0
+
+
+def _add_cluster_options(parser: argparse.ArgumentParser, *, gpus: str) -> None:
+    """Site settings of SLURM jobs (:func:`_cluster_settings`)."""
+    parser.add_argument("--partition", default=None, help="SLURM partition")
+    parser.add_argument("--account", default=None, help="SLURM account")
+    parser.add_argument("--gpus", type=_non_negative_int, default=1, help=f"{gpus} (default: 1; 0 for CPU jobs)")
+    parser.add_argument("--cpus", type=_at_least_one, default=8, help="CPUs per job (default: 8)")
+    parser.add_argument("--memory", type=_at_least_one, default=32, help="memory per job in GB (default: 32)")
+    parser.add_argument("--setup", default="", help="shell run first in every job, e.g. 'module load cuda'")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -856,15 +885,31 @@ def build_parser() -> argparse.ArgumentParser:
     _experiment_choice(slurm, many=True)
     _add_work(slurm)
     _add_profile(slurm)
-    slurm.add_argument("--partition", default=None, help="SLURM partition")
-    slurm.add_argument("--account", default=None, help="SLURM account")
-    slurm.add_argument("--gpus", type=_non_negative_int, default=1, help="GPUs per fold (default: 1)")
-    slurm.add_argument("--cpus", type=_at_least_one, default=8, help="CPUs per job (default: 8)")
-    slurm.add_argument("--memory", type=_at_least_one, default=32, help="memory per job in GB (default: 32)")
+    _add_cluster_options(slurm, gpus="GPUs per fold")
     slurm.add_argument("--train-hours", type=_at_least_one, default=48,
                        help="time limit of a fold's training (default: 48)")
-    slurm.add_argument("--setup", default="", help="shell run first in every job, e.g. 'module load cuda'")
     slurm.set_defaults(handler=_cmd_slurm)
+
+    slurm_detect = commands.add_parser(
+        "slurm-detect", help="write SLURM jobs that detect an archive of scenes on many nodes, then merge",
+        description="Freeze the scene list, write a job array whose shard K of N runs `detect --shard K/N` into "
+                    "the one output folder (resumable through the scene records; a lock per scene), and a merge "
+                    "job after every shard that rebuilds quality.csv and fronts.gpkg (`detect --merge-only`); "
+                    "submit_detect.sh chains them.")
+    slurm_detect.add_argument("-m", "--model", required=True, metavar="MODEL",
+                              help="the model as detect -m takes it, as seen from the cluster nodes")
+    slurm_detect.add_argument("-i", "--input", type=Path, required=True,
+                              help="a scene, a folder of scenes or a .txt list of scene paths")
+    slurm_detect.add_argument("-o", "--output", type=Path, required=True, help="detect's output folder")
+    slurm_detect.add_argument("--jobs", type=Path, required=True, help="folder for the job scripts")
+    slurm_detect.add_argument("--shards", type=_at_least_one, default=10,
+                              help="number of array jobs (default: 10; at most one per scene)")
+    slurm_detect.add_argument("--detect-options", default="", metavar="OPTIONS",
+                              help="further detect options for every shard, as one string, e.g. "
+                                   "'--pixel-size 20 --uncertainty'")
+    _add_cluster_options(slurm_detect, gpus="GPUs per shard")
+    slurm_detect.add_argument("--hours", type=_at_least_one, default=12, help="time limit of a shard (default: 12)")
+    slurm_detect.set_defaults(handler=_cmd_slurm_detect)
 
     trainer_path = commands.add_parser(
         "trainer-path", help="print the folder to export as nnUNet_extTrainer for nnUNetv2_train -tr",

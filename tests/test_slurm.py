@@ -111,3 +111,19 @@ def test_fewer_scenes_than_shards_make_one_shard_a_scene(tmp_path):
 
     write_detect_jobs([tmp_path / "a.tif", tmp_path / "b.tif"], "m", tmp_path / "out", tmp_path / "jobs", shards=8)
     assert "#SBATCH --array=0-1\n" in (tmp_path / "jobs" / "detect_shards.sbatch").read_text()
+
+
+def test_slurm_detect_command_freezes_the_folders_scenes(tmp_path, capsys):
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    for day in (1, 2, 3):
+        (archive / f"Jorum_2011-01-0{day}_S1_20_1_1.png").write_bytes(b"")
+    jobs = tmp_path / "jobs"
+    assert main(["slurm-detect", "-m", "paper_model", "-i", str(archive), "-o", str(tmp_path / "out"),
+                 "--jobs", str(jobs), "--shards", "2", "--gpus", "0",
+                 "--detect-options", "--pixel-size 20 --uncertainty"]) == 0
+    assert "3 scenes" in capsys.readouterr().out
+    assert len((jobs / "scenes.txt").read_text().splitlines()) == 3
+    shards = (jobs / "detect_shards.sbatch").read_text()
+    assert "#SBATCH --array=0-1" in shards and "--gres" not in shards
+    assert shards.rstrip().endswith("--no-summary --pixel-size 20 --uncertainty")
