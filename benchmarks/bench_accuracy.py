@@ -316,7 +316,8 @@ def ensemble_seeds(paths: Paths, budget: Budget, run: str, seeds: Sequence[int])
         members = []
         for seed in seeds:
             with np.load(paths.predictions(seed, run) / f"{sample.stem}_probabilities.npz") as saved:
-                members.append(ScenePrediction({task: saved[task].astype(np.float32) for task in saved.files}))
+                members.append(ScenePrediction.from_probabilities(
+                    {task: saved[task].astype(np.float32) for task in saved.files}))
         write_prediction(mean_prediction(members), out, sample.stem, False)
     return True
 

@@ -160,23 +160,39 @@ def _add_device(parser: argparse.ArgumentParser) -> None:
                         help="compute device (default: auto = CUDA if available, else CPU)")
 
 
+def _shard(text: str) -> tuple[int, int]:
+    """A shard ``K/N`` (:func:`nnunet_glacier.slurm.parse_shard`)."""
+    from nnunet_glacier.slurm import parse_shard
+
+    try:
+        return parse_shard(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
 def _add_predictor_options(parser: argparse.ArgumentParser) -> None:
     """Options of a trained model's predictor: folds, device, sliding-window step, mirroring."""
     parser.add_argument("--folds", type=_fold, nargs="+", default=None, metavar="K",
                         help=f"folds to ensemble, numbers or {FOLD_ALL} (nnU-Net's fold trained on every case; "
                              "default: every trained fold, fold_all included)")
     _add_device(parser)
-    parser.add_argument("--step-size", type=_step_fraction, default=0.5,
-                        help="sliding-window step as a fraction of the patch (default: 0.5)")
+    parser.add_argument("--step-size", type=_step_fraction, default=None,
+                        help="sliding-window step as a fraction of the patch (default: 0.5; 0.75 with --fast)")
     parser.add_argument("--no-mirroring", action="store_true", help="disable test-time mirroring (4x faster)")
+    parser.add_argument("--fast", action="store_true",
+                        help="the fast preset: no mirroring and a step of 0.75 (about 7x less network work; "
+                             "its cost in accuracy is in the README)")
+    parser.add_argument("--low-memory", action="store_true",
+                        help="keep peak memory flat in the number of folds (about 3x slower on the CPU)")
 
 
 def _predictor(args: argparse.Namespace):
     """The :class:`GlacierPredictor` of ``args.model`` with the options of :func:`_add_predictor_options`."""
-    from nnunet_glacier.nnunet.predict import GlacierPredictor
+    from nnunet_glacier.nnunet.predict import FAST_STEP_SIZE, GlacierPredictor
 
-    return GlacierPredictor(args.model, args.folds, device=args.device, step_size=args.step_size,
-                            mirroring=not args.no_mirroring)
+    step_size = args.step_size if args.step_size is not None else FAST_STEP_SIZE if args.fast else 0.5
+    return GlacierPredictor(args.model, args.folds, device=args.device, step_size=step_size,
+                            mirroring=not (args.no_mirroring or args.fast), low_memory=args.low_memory)
 
 
 def _add_run_options(parser: argparse.ArgumentParser, *, default_work: Path = DEFAULT_WORK,
@@ -490,22 +506,32 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:
-    from nnunet_glacier.detect import FRONTS_GPKG, OutputOptions, detect
+    from nnunet_glacier.detect import FRONTS_GPKG, OutputOptions, detect, write_summary
     from nnunet_glacier.geo import list_scenes
     from nnunet_glacier.models import resolve_model
     from nnunet_glacier.postprocess import PostprocessSettings
     from nnunet_glacier.quality import QUALITY_CSV, QualitySettings
+    from nnunet_glacier.slurm import shard
 
+    quality = QualitySettings(length_factor=args.length_factor, max_disagreement=args.max_disagreement)
+    if args.merge_only:
+        write_summary(args.output, quality)
+        print(f"merged every scene record of {args.output} into {args.output / FRONTS_GPKG} and "
+              f"{args.output / QUALITY_CSV}")
+        return 0
+    if args.model is None or args.input is None:
+        print("error: detect needs -m/--model and -i/--input (unless --merge-only)", file=sys.stderr)
+        return 2
     scenes = list_scenes(args.input)
+    if args.shard is not None:
+        scenes = shard(scenes, *args.shard)
     args.model = resolve_model(args.model)
     predictor = _predictor(args)
     report = detect(predictor, scenes, args.output, pixel_size_m=args.pixel_size,
                     default_pixel_size_m=args.default_pixel_size, glacier=args.glacier,
                     settings=PostprocessSettings(min_length_m=args.min_length_m),
-                    quality=QualitySettings(length_factor=args.length_factor,
-                                            max_disagreement=args.max_disagreement),
-                    options=OutputOptions(uncertainty=args.uncertainty, rfc7946=args.rfc7946),
-                    zero_border=not args.zeros_are_data)
+                    quality=quality, options=OutputOptions(uncertainty=args.uncertainty, rfc7946=args.rfc7946),
+                    zero_border=not args.zeros_are_data, summary=not args.no_summary)
     return _finish_run(report, f"folds {predictor.folds}",
                        f"-> {args.output} (fronts: {args.output / FRONTS_GPKG}, flags: {args.output / QUALITY_CSV})")
 
@@ -538,13 +564,22 @@ def _add_detect_commands(commands: argparse._SubParsersAction) -> None:
                     "(every scene's front with its date, glacier and flags) and quality.csv flagging scenes to "
                     "check by hand. Scenes already done are skipped; a failing scene is reported (exit code 1) "
                     "and the others finish.")
-    detect.add_argument("-m", "--model", required=True, metavar="MODEL",
+    detect.add_argument("-m", "--model", default=None, metavar="MODEL",
                         help="a trained model: an nnU-Net results folder holding fold_K/checkpoint_final.pth, a "
                              "model zip (`nnunet-glacier model export`), the name of an installed model, or "
-                             "URL#sha256=<hex> (downloaded once)")
-    detect.add_argument("-i", "--input", type=Path, required=True,
-                        help="a scene (.png, .tif, .tiff) or a folder of them")
+                             "URL#sha256=<hex> (downloaded once); required unless --merge-only")
+    detect.add_argument("-i", "--input", type=Path, default=None,
+                        help="a scene (.png, .tif, .tiff), a folder of them or a .txt list of scene paths (one a "
+                             "line, relative to the list's folder); required unless --merge-only")
     detect.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    detect.add_argument("--shard", type=_shard, default=None, metavar="K/N",
+                        help="only shard K of N of the scenes (every N-th from the K-th; see slurm-detect)")
+    detect.add_argument("--no-summary", action="store_true",
+                        help="do not rebuild quality.csv and fronts.gpkg at the end (shards of one folder; "
+                             "--merge-only builds them)")
+    detect.add_argument("--merge-only", action="store_true",
+                        help="detect nothing: rebuild quality.csv and fronts.gpkg from every scene record in the "
+                             "output folder (after the shards of slurm-detect)")
     _add_predictor_options(detect)
     _add_pixel_size(detect, also_wins_over=" and over a GeoTIFF's transform (with a warning when they differ by "
                                            "more than 1 %%)")

@@ -9,6 +9,15 @@ folds where a value is undefined (no image with a front; the front route's
 IoU) are left out. Every pair of results is compared with Welch's t-test
 (``scipy.stats.ttest_ind(equal_var=False)``) on their fold-level pooled MDEs;
 the test is undefined (``None``) with fewer than two folds on either side.
+
+Results are compared only when they were evaluated on the same scenes: a
+result's scenes are those of its route's rows in the ``per_image.csv``
+that :mod:`~nnunet_glacier.evaluate` writes beside each ``summary.json``,
+over its folds. Results whose scene sets differ (another split, another
+data root, predictions missing for some scenes) are refused with an
+:class:`InputError` naming both results and the scenes only one of them has:
+their pooled MDEs are not comparable. A summary without ``per_image.csv``
+beside it (copied alone) is not checked.
 """
 from __future__ import annotations
 
@@ -25,10 +34,15 @@ import numpy as np
 from scipy import stats
 
 from nnunet_glacier.atomic import write_json, write_text
+from nnunet_glacier.csv_tables import read_csv
 from nnunet_glacier.errors import InputError
 
 #: Fold-level values compared, keyed by their name in a summary's ``overall`` entry.
 FOLD_VALUES = ("mde_pooled_m", "iou_macro")
+#: evaluate's per-scene table beside each summary.json: the scenes each route was evaluated on.
+PER_IMAGE_CSV = "per_image.csv"
+#: Scenes named at most in the message about differing scene sets (then "and N more").
+LISTED_SCENES = 5
 
 
 def read_summaries(pattern: str) -> list[tuple[Path, dict[str, Any]]]:
@@ -68,9 +82,42 @@ def _welch(a: Sequence[float], b: Sequence[float]) -> dict[str, float | None]:
     return {"t": float(test.statistic) if defined else None, "p": float(test.pvalue) if defined else None}
 
 
+def evaluated_scenes(summary: Path, route: str) -> frozenset[str] | None:
+    """The stems a summary's ``route`` was evaluated on, from the ``per_image.csv`` beside it (``None``
+    without one)."""
+    table = summary.parent / PER_IMAGE_CSV
+    if not table.is_file():
+        return None
+    return frozenset(row["stem"] for row in read_csv(table, ("stem", "route")) if row["route"] == route)
+
+
+def _listed(stems: Sequence[str]) -> str:
+    if not stems:
+        return "none"
+    more = len(stems) - LISTED_SCENES
+    return ", ".join(stems[:LISTED_SCENES]) + (f" and {more} more" if more > 0 else "")
+
+
+def check_same_scenes(scenes: Mapping[str, frozenset[str]], files: Mapping[str, Path]) -> None:
+    """:class:`InputError` (at ``files[name]``) unless every result of ``scenes`` (name -> the stems it was
+    evaluated on) was evaluated on the same scenes; the message names both results and what differs."""
+    if not scenes:
+        return
+    (first, reference), *others = scenes.items()
+    for name, stems in others:
+        if stems != reference:
+            only_first, only_this = _listed(sorted(reference - stems)), _listed(sorted(stems - reference))
+            raise InputError(files[name], f"{name} was evaluated on {len(stems)} scenes, {first} on "
+                                          f"{len(reference)} — only in {first}: {only_first}; only in {name}: "
+                                          f"{only_this}. Results on different scenes are not comparable: "
+                                          f"evaluate them on the same split")
+
+
 def compare_runs(runs: Mapping[str, str]) -> dict[str, Any]:
     """Compare experiments given as ``{name: glob of their folds' summary.json}``; see the module docstring."""
     results: dict[str, dict[str, Any]] = {}
+    scenes: dict[str, frozenset[str]] = {}
+    files: dict[str, Path] = {}
     for name, pattern in runs.items():
         summaries = read_summaries(pattern)
         routes = sorted({route for _, s in summaries for route in s["routes"]})
@@ -81,6 +128,11 @@ def compare_runs(runs: Mapping[str, str]) -> dict[str, Any]:
             for key in FOLD_VALUES:
                 entry[key] = _spread([o[key] for o in overall if o.get(key) is not None])
             results[f"{name}:{route}"] = entry
+            known = [evaluated_scenes(p, route) for p, s in summaries if route in s["routes"]]
+            if any(stems is not None for stems in known):
+                scenes[f"{name}:{route}"] = frozenset().union(*(stems for stems in known if stems is not None))
+                files[f"{name}:{route}"] = Path(entry["files"][0])
+    check_same_scenes(scenes, files)
     tests = [{"a": a, "b": b, "mean_a_m": results[a]["mde_pooled_m"]["mean"],
               "mean_b_m": results[b]["mde_pooled_m"]["mean"],
               **_welch(results[a]["mde_pooled_m"]["values"], results[b]["mde_pooled_m"]["values"])}

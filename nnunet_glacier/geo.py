@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from nnunet_glacier.atomic import atomic_path, write_json, write_png
-from nnunet_glacier.caffe import ConversionWarning, SceneName, read_grey
+from nnunet_glacier.caffe import ConversionWarning, SceneName, read_grey, without_apple_double
 from nnunet_glacier.errors import InputError
 
 GEOTIFF_SUFFIXES = (".tif", ".tiff")
@@ -63,6 +63,12 @@ SQUARE_TOLERANCE = 0.01
 PIXEL_SIZE_TOLERANCE = 0.01
 #: A zero region touching the image border is no-data when it covers at least this fraction of the image.
 ZERO_BORDER_MIN_FRACTION = 0.001
+#: A CaFFe name's resolution differing from the GeoTIFF grid's pixel size by more than this fraction (of the
+#: grid's) is an inconsistent scene (:func:`resolution_mismatch`).
+RESOLUTION_TOLERANCE = 0.10
+#: Scenes whose pixels with data vary by less than this standard deviation (grey levels of the 8-bit image)
+#: have no contrast (:func:`lacks_contrast`).
+MIN_CONTRAST_GREY = 1.0
 
 _DATE = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?!\d)")
 
@@ -78,7 +84,9 @@ class GeoScene:
     ``"default"`` (given for scenes without one; see :func:`read_scene`). ``name``: the parsed
     CaFFe name when the file follows CaFFe's naming, else ``None``.
     ``nodata``: ``bool``, ``True`` where the scene has no data (see the
-    module doc); ``None`` when every pixel has data.
+    module doc); ``None`` when every pixel has data. ``grid_pixel_size_m``:
+    metres per pixel of the GeoTIFF's grid (:func:`grid_pixel_size`),
+    ``None`` without georeferencing.
     """
 
     path: Path
@@ -89,6 +97,7 @@ class GeoScene:
     pixel_size_source: str
     name: SceneName | None
     nodata: np.ndarray | None = None
+    grid_pixel_size_m: float | None = None
 
     @property
     def nodata_mask(self) -> np.ndarray:
@@ -135,16 +144,38 @@ def date_from_stem(stem: str) -> dt.date | None:
     return None
 
 
+#: Suffix of a scene list file: one scene path a line (relative paths from the list's folder).
+SCENE_LIST_SUFFIX = ".txt"
+
+
 def list_scenes(source: str | Path, suffixes: tuple[str, ...] = SCENE_SUFFIXES) -> list[Path]:
-    """The scene files of a folder (``suffixes``, any case), sorted, or the single file given."""
+    """The scenes of ``source``: the files of a folder (``suffixes``, any case), sorted; the lines of a scene
+    list file (``.txt``: one path a line, relative to the list's folder; blank and ``#`` lines ignored), in
+    order; or the single scene given.
+
+    Hidden files of a folder (e.g. temporaries of a write in progress) are left
+    out, macOS ``._name`` metadata files with a warning.
+    """
     source = Path(source)
+    if source.is_file() and source.suffix.lower() == SCENE_LIST_SUFFIX:
+        return _read_scene_list(source)
     if source.is_file():
         return [source]
     if not source.is_dir():
         raise InputError(source, "no such file or folder")
-    scenes = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+    candidates = without_apple_double(sorted(p for p in source.iterdir()
+                                             if p.is_file() and p.suffix.lower() in suffixes))
+    scenes = [p for p in candidates if not p.name.startswith(".")]
     if not scenes:
         raise InputError(source, f"no scenes in folder (expected {', '.join(suffixes)} files)")
+    return scenes
+
+
+def _read_scene_list(path: Path) -> list[Path]:
+    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    scenes = [path.parent / line for line in lines if line and not line.startswith("#")]
+    if not scenes:
+        raise InputError(path, "empty scene list (expected one scene path a line)")
     return scenes
 
 
@@ -171,12 +202,14 @@ def read_scene(path: str | Path, *, pixel_size_m: float | None = None, default_p
         name = SceneName.parse(path.stem, path)
     except InputError:
         name = None
-    size, source = _pixel_size(path, crs, transform, name, pixel_size_m, default_pixel_size_m)
+    grid = grid_pixel_size(path, crs, transform, band.shape) if crs is not None else None
+    size, source = _pixel_size(path, crs, grid if crs is not None and crs.is_projected else None, name,
+                               pixel_size_m, default_pixel_size_m)
     nodata = nodata_mask(band, zero_border)
     if nodata.all():
         raise InputError(path, "raster holds no pixel with data (all no-data)")
     return GeoScene(path, to_grey_8bit(band, nodata, path), crs, transform, size, source, name,
-                    nodata if nodata.any() else None)
+                    nodata if nodata.any() else None, grid)
 
 
 def _read_geotiff(path: Path) -> tuple[np.ma.MaskedArray, Any, Any]:
@@ -194,7 +227,8 @@ def _read_geotiff(path: Path) -> tuple[np.ma.MaskedArray, Any, Any]:
                 band = src.read(1, masked=True)
                 crs, transform, has_gcps = src.crs, src.transform, bool(src.gcps[0])
     except RasterioError as err:
-        raise InputError(path, f"unreadable or truncated GeoTIFF ({err})") from err
+        reason = str(err).replace(f"'{path}' ", "")  # rasterio's message names the file again
+        raise InputError(path, f"unreadable or truncated GeoTIFF ({reason})") from err
     if band.ndim != 2 or band.size == 0:
         raise InputError(path, "empty raster")
     if crs is None:
@@ -248,13 +282,13 @@ def to_grey_8bit(band: np.ma.MaskedArray, nodata: np.ndarray, path: Path) -> np.
     return np.where(valid, np.round(scaled), 0).astype(np.uint8)
 
 
-def _pixel_size(path: Path, crs: Any, transform: Any, name: SceneName | None, option_m: float | None,
+def _pixel_size(path: Path, crs: Any, from_transform: float | None, name: SceneName | None, option_m: float | None,
                 default_m: float | None) -> tuple[float, str]:
-    """The scene's pixel size and its source, in the order of :func:`read_scene`."""
+    """The scene's pixel size and its source, in the order of :func:`read_scene` (``from_transform``: metres per
+    pixel of a projected GeoTIFF's grid, else ``None``)."""
     for given in (option_m, default_m):
         if given is not None and not given > 0:
             raise InputError(path, f"pixel size must be positive, got {given} m")
-    from_transform = transform_pixel_size(path, crs, transform) if crs is not None and crs.is_projected else None
     if option_m is not None:
         if from_transform is not None and abs(option_m - from_transform) > PIXEL_SIZE_TOLERANCE * from_transform:
             warnings.warn(f"{path}: the given pixel size {option_m:g} m is used, but the GeoTIFF's transform says "
@@ -281,6 +315,44 @@ def transform_pixel_size(path: Path, crs: Any, transform: Any) -> float:
         warnings.warn(f"{path}: pixels are {width:g} x {height:g} m, not square; using {np.sqrt(width * height):g} m",
                       ConversionWarning, stacklevel=3)
     return float(np.sqrt(width * height))
+
+
+def grid_pixel_size(path: Path, crs: Any, transform: Any, shape: tuple[int, ...]) -> float | None:
+    """Metres per pixel of a georeferenced grid: :func:`transform_pixel_size` for a projected CRS; for a
+    geographic one (degrees), the geometric mean of the geodesic lengths of the two sides of the pixel at the
+    image's centre, on the CRS's ellipsoid (``None`` when its coordinates are no longitudes and latitudes)."""
+    if crs.is_projected:
+        return transform_pixel_size(path, crs, transform)
+    from pyproj import CRS as ProjCRS
+
+    geod = ProjCRS.from_wkt(crs.to_wkt()).get_geod()
+    row, col = shape[0] // 2, shape[1] // 2
+    corner, right, below = apply_affine(transform, np.array([[col, row], [col + 1, row], [col, row + 1]]))
+    size = float(np.sqrt(np.prod([geod.inv(*corner, *end)[2] for end in (right, below)])))
+    return size if np.isfinite(size) else None
+
+
+def lacks_contrast(scene: GeoScene) -> str | None:
+    """Why a scene shows nothing to segment — its pixels with data hold one grey value, or their standard
+    deviation is below :data:`MIN_CONTRAST_GREY` grey levels (of the 8-bit image the network sees) — or ``None``."""
+    values = scene.image[~scene.nodata_mask]
+    spread = float(values.std())
+    if np.unique(values).size >= 2 and spread >= MIN_CONTRAST_GREY:
+        return None
+    return (f"no contrast: its pixels with data have a standard deviation of {spread:.3g} grey levels "
+            f"(at least {MIN_CONTRAST_GREY:g} needed); no front is drawn from it")
+
+
+def resolution_mismatch(scene: GeoScene) -> str | None:
+    """Why a scene's CaFFe-name resolution and its GeoTIFF grid disagree (by more than
+    :data:`RESOLUTION_TOLERANCE` of the grid's pixel size), or ``None`` when they agree or either is missing."""
+    if scene.name is None or scene.grid_pixel_size_m is None:
+        return None
+    named, grid = scene.name.resolution_m, scene.grid_pixel_size_m
+    if abs(named - grid) <= RESOLUTION_TOLERANCE * grid:
+        return None
+    return (f"its name says {named:g} m per pixel but its GeoTIFF grid has {grid:.3g} m pixels (more than "
+            f"{RESOLUTION_TOLERANCE:.0%} apart): a mislabelled or resampled scene")
 
 
 def mask_path(out_dir: Path, scene: GeoScene, suffix: str) -> Path:

@@ -166,6 +166,41 @@ def zone_overlay_rgb(image: np.ndarray, zones: np.ndarray, alpha: float = ZONE_A
     return np.round(blended).astype(np.uint8)
 
 
+#: Scenes whose longer side exceeds this (pixels) are drawn from a copy reduced by a whole factor.
+OVERLAY_MAX_PX = 2000
+
+
+def overlay_reduction(shape: tuple[int, ...]) -> int:
+    """The whole factor by which :func:`plot_overlay` reduces a scene: the smallest that brings its longer
+    side to at most :data:`OVERLAY_MAX_PX` pixels (1 for smaller scenes)."""
+    return max(1, math.ceil(max(shape[:2]) / OVERLAY_MAX_PX))
+
+
+def reduce_mask(mask: np.ndarray, factor: int) -> np.ndarray:
+    """A ``bool`` mask reduced by ``factor``: a pixel is set where any pixel of its ``factor`` x ``factor``
+    block is (so one-pixel fronts stay); the result is ``ceil(rows / factor) x ceil(cols / factor)``."""
+    mask = np.asarray(mask) != 0
+    rows, cols = (-(-n // factor) for n in mask.shape)
+    padded = np.zeros((rows * factor, cols * factor), dtype=bool)
+    padded[:mask.shape[0], :mask.shape[1]] = mask
+    return padded.reshape(rows, factor, cols, factor).any(axis=(1, 3))
+
+
+def _reduced_overlay_inputs(factor: int, image: np.ndarray, fronts: Sequence[np.ndarray | None],
+                            zones: np.ndarray | None, bbox: caffe.BoundingBox | None, thickness_px: int | None):
+    """:func:`plot_overlay`'s inputs reduced by ``factor``: the image by area averaging, front masks by
+    :func:`reduce_mask`, front polylines scaled, zones by nearest pixel, the box and a given thickness scaled."""
+    rows, cols = (-(-n // factor) for n in image.shape)
+    small = cv2.resize(np.asarray(image), (cols, rows), interpolation=cv2.INTER_AREA)
+    small_fronts = [None if f is None else reduce_mask(f, factor) if np.shape(f) == image.shape
+                    else np.asarray(f, dtype=float) / factor for f in fronts]
+    small_zones = None if zones is None else np.asarray(zones)[::factor, ::factor]
+    small_box = None if bbox is None else caffe.BoundingBox(
+        bbox.x_min // factor, -(-bbox.x_max // factor), bbox.y_min // factor, -(-bbox.y_max // factor))
+    thickness = None if thickness_px is None else max(1, round(thickness_px / factor))
+    return small, small_fronts, small_zones, small_box, thickness
+
+
 @house_style
 def plot_overlay(image: np.ndarray, out: str | Path | None = None, *, label_front: np.ndarray | None = None,
                  pred_front: np.ndarray | None = None, zones: np.ndarray | None = None,
@@ -173,14 +208,23 @@ def plot_overlay(image: np.ndarray, out: str | Path | None = None, *, label_fron
                  thickness_px: int | None = None, formats: Sequence[str] = FORMATS) -> Figure:
     """A figure of :func:`front_overlay_rgb` with a legend, plus a zone panel when ``zones`` is given.
 
-    The title holds ``stem`` and, when given, the MDE in metres. Saved to
-    ``out`` (see :func:`save_figure`) unless ``out`` is ``None``.
+    The title holds ``stem`` and, when given, the MDE in metres. Scenes
+    larger than :data:`OVERLAY_MAX_PX` are drawn from a reduced copy
+    (:func:`overlay_reduction`); the axes keep the scene's pixel
+    coordinates. Saved to ``out`` (see :func:`save_figure`) unless ``out``
+    is ``None``.
     """
     panels = 1 if zones is None else 2
     height, width = np.shape(image)
+    factor = overlay_reduction((height, width))
+    drawn_image, drawn_fronts, drawn_zones, drawn_box, thickness = (
+        _reduced_overlay_inputs(factor, np.asarray(image), (label_front, pred_front), zones, bbox, thickness_px)
+        if factor > 1 else (image, (label_front, pred_front), zones, bbox, thickness_px))
+    extent = (-0.5, width - 0.5, height - 0.5, -0.5)  # matplotlib's own for an unreduced image
     fig = Figure(figsize=(5.5 * panels, 5.5 * height / width + 0.9), layout="constrained")
     axes = fig.subplots(1, panels, squeeze=False)[0]
-    axes[0].imshow(front_overlay_rgb(image, label_front, pred_front, bbox=bbox, thickness_px=thickness_px))
+    axes[0].imshow(front_overlay_rgb(drawn_image, *drawn_fronts, bbox=drawn_box, thickness_px=thickness),
+                   extent=extent)
     legend = [(name, colour) for name, colour, drawn in (
         ("label front", LABEL_FRONT_RGB, label_front is not None),
         ("predicted front", PRED_FRONT_RGB, pred_front is not None),
@@ -190,7 +234,7 @@ def plot_overlay(image: np.ndarray, out: str | Path | None = None, *, label_fron
     _patch_legend(axes[0], legend)
     axes[0].set_title("fronts")
     if zones is not None:
-        axes[1].imshow(zone_overlay_rgb(image, zones))
+        axes[1].imshow(zone_overlay_rgb(drawn_image, drawn_zones), extent=extent)
         _patch_legend(axes[1], list(zip(ZONE_NAMES, ZONE_RGB.tolist())))
         axes[1].set_title("zones")
     for ax in axes:

@@ -47,6 +47,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from scipy import ndimage
 from scipy.sparse import csr_matrix
@@ -138,14 +139,29 @@ def clean_zones(zones: np.ndarray, nodata: np.ndarray | None = None) -> np.ndarr
     return cleaned
 
 
+def within_distance(mask: np.ndarray, radius_px: float, *, outside: bool = False) -> np.ndarray:
+    """``bool``: the pixels within Euclidean distance ``radius_px`` (between pixel centres) of a pixel of ``mask``.
+
+    With ``outside``, the pixels beyond the image border count as part of
+    ``mask``. A dilation with a disk of that radius: the same pixels as
+    thresholding a distance transform, at a fraction of its cost on large
+    scenes.
+    """
+    reach = int(np.floor(radius_px))
+    d_row, d_col = np.mgrid[-reach:reach + 1, -reach:reach + 1]
+    disk = (d_row ** 2 + d_col ** 2 <= radius_px ** 2).astype(np.uint8)
+    dilated = cv2.dilate(np.asarray(mask, dtype=bool).astype(np.uint8), disk, borderType=cv2.BORDER_CONSTANT,
+                         borderValue=int(outside))
+    return dilated.astype(bool)
+
+
 def edge_band(nodata: np.ndarray, margin_px: float = EDGE_MARGIN_PX) -> np.ndarray:
     """``bool``: no-data, and pixels within ``margin_px`` of no-data or of the image's outside.
 
     Distances are Euclidean between pixel centres; a pixel of the first row
     is 1 px from the outside.
     """
-    inside = np.pad(~np.asarray(nodata, dtype=bool), 1, constant_values=False)
-    return ndimage.distance_transform_edt(inside)[1:-1, 1:-1] <= margin_px
+    return within_distance(nodata, margin_px, outside=True)
 
 
 def front_touches_edge(front: np.ndarray, nodata: np.ndarray,
@@ -163,8 +179,7 @@ def front_touches_edge(front: np.ndarray, nodata: np.ndarray,
     rows, cols = np.nonzero(front)
     height, width = front.shape
     to_border = np.minimum.reduce([rows + 1, height - rows, cols + 1, width - cols])
-    touches_nodata = bool(nodata.any()) and bool(
-        (ndimage.distance_transform_edt(~nodata)[rows, cols] <= reach).any())
+    touches_nodata = bool(nodata.any()) and bool(within_distance(nodata, reach)[rows, cols].any())
     return touches_nodata, bool((to_border <= reach).any())
 
 

@@ -17,7 +17,15 @@ holds one row per scene record (see :mod:`nnunet_glacier.detect`) with the flags
 - ``touches_nodata`` / ``touches_border``: the front reaches the band kept
   free along no-data / the image border (``postprocess.front_touches_edge``),
   so it probably runs on where the scene shows nothing: its length and
-  position are partial.
+  position are partial;
+- ``no_contrast``: the scene's pixels with data show (almost) one grey
+  value (``geo.lacks_contrast``: fewer than two values or a standard
+  deviation below ``geo.MIN_CONTRAST_GREY`` grey levels), e.g. a constant
+  backscatter raster; detect draws no front in it;
+- ``resolution_mismatch``: the resolution in the scene's CaFFe name differs
+  from its GeoTIFF grid's pixel size by more than ``geo.RESOLUTION_TOLERANCE``
+  (10 %), e.g. a ``..._20_...`` scene on a 78 m grid (``geo.resolution_mismatch``):
+  mislabelled or resampled, so its pixel size and lengths are doubtful.
 
 ``needs_check`` is any of the flags.
 """
@@ -33,10 +41,15 @@ from nnunet_glacier.csv_tables import csv_text
 
 QUALITY_CSV = "quality.csv"
 
+#: Flags a scene's record holds itself (set by detect's checks of the scene).
+SCENE_PROBLEMS = ("no_contrast", "resolution_mismatch")
+#: Every flag of a row, in column order; ``needs_check`` is any of them.
+QUALITY_FLAGS = ("no_front", "length_outlier", "low_agreement", "touches_nodata", "touches_border", *SCENE_PROBLEMS)
+
 QUALITY_COLUMNS = (
     "stem", "glacier", "date", "pixel_size_m", "pixel_size_source", "georeferenced", "route", "n_folds",
     "n_segments", "front_length_m", "usual_length_m", "length_ratio", "disagreement", "nodata_fraction",
-    "no_front", "length_outlier", "low_agreement", "touches_nodata", "touches_border", "needs_check",
+    *QUALITY_FLAGS, "needs_check",
 )
 
 
@@ -64,17 +77,16 @@ def quality_rows(records: Sequence[dict[str, Any]], settings: QualitySettings) -
         outlier = ratio is not None and not (1 / settings.length_factor <= ratio <= settings.length_factor)
         disagreement = record["disagreement"]
         low_agreement = disagreement is not None and disagreement > settings.max_disagreement
-        touches = record["touches_nodata"] or record["touches_border"]
+        flags = {"no_front": no_front, "length_outlier": outlier, "low_agreement": low_agreement,
+                 **{flag: record[flag] for flag in ("touches_nodata", "touches_border", *SCENE_PROBLEMS)}}
         rows.append({
             "stem": record["stem"], "glacier": record["glacier"], "date": record["date"],
             "pixel_size_m": record["pixel_size_m"], "pixel_size_source": record["pixel_size_source"],
             "georeferenced": record["coordinates"]["kind"] == "crs", "route": record["route"],
             "n_folds": len(record["folds"]), "n_segments": record["n_segments"],
             "front_length_m": record["front_length_m"], "usual_length_m": usual, "length_ratio": ratio,
-            "disagreement": disagreement, "nodata_fraction": record["nodata_fraction"], "no_front": no_front,
-            "length_outlier": outlier, "low_agreement": low_agreement, "touches_nodata": record["touches_nodata"],
-            "touches_border": record["touches_border"],
-            "needs_check": no_front or outlier or low_agreement or touches,
+            "disagreement": disagreement, "nodata_fraction": record["nodata_fraction"], **flags,
+            "needs_check": any(flags.values()),
         })
     return rows
 

@@ -33,7 +33,9 @@ Position (metres, positive = towards the ocean, so an advance raises it):
   bridged by straight lines and the ends are extended straight to the box
   sides. ``coverage`` is the fraction of the box width the front itself
   spans (gaps and extensions excluded); scenes without front in the box get
-  no position.
+  no position, and a box that crosses none of a glacier's fronts (drawn in
+  the wrong place or CRS, most often) is reported with a warning naming the
+  glacier.
 - ``front_normal`` — the fallback without box or centre line: the mean
   signed distance of the *fjord front*'s vertices along the mean
   front-normal direction (the second principal axis of all the glacier's
@@ -447,6 +449,9 @@ def glacier_series(out_dir: Path, glacier: str, records: Sequence[dict[str, Any]
     if box is not None:
         measured = [box_position(f.lines, box) for f in fronts]
         positions, coverage = [p for p, _ in measured], [c for _, c in measured]
+        if not any(math.isfinite(p) for p in positions):
+            warnings.warn(f"{out_dir}: glacier {glacier}: the box crosses none of its {len(fronts)} fronts, so no "
+                          f"scene has a position; check the box's place and CRS", UserWarning, stacklevel=2)
         return GlacierSeries(glacier, frame, fronts, positions, coverage, f"box ({box.width_m:g} m wide)"), box
     positions, oriented = normal_positions(fronts)
     method = "front_normal" if oriented else "front_normal (sign arbitrary: no ocean direction)"

@@ -17,11 +17,12 @@ from scipy import ndimage
 from nnunet_glacier import geo, postprocess
 from nnunet_glacier.caffe import ConversionWarning, read_grey
 from nnunet_glacier.cli import main
-from nnunet_glacier.detect import detect, ensemble_disagreement, normalised_entropy, read_records
+from nnunet_glacier.detect import detect, read_records
 from nnunet_glacier.errors import ModelError
 from nnunet_glacier.nnunet.predict import GlacierPredictor
 from nnunet_glacier.postprocess import choose_route
-from nnunet_glacier.quality import QUALITY_COLUMNS, QualitySettings, quality_rows
+from nnunet_glacier.quality import QUALITY_COLUMNS, QUALITY_FLAGS, QualitySettings, quality_rows
+from nnunet_glacier.uncertainty import fold_disagreement, mean_over, normalised_entropy
 
 UTM_22N = CRS.from_epsg(32622)
 TRANSFORM = from_origin(480_000.0, 7_670_000.0, 40.0, 40.0)
@@ -43,17 +44,18 @@ def test_disagreement_is_total_variation_from_the_mean():
     certain_a[0] = 1
     certain_b = 1 - certain_a
     everywhere = np.ones((2, 2), dtype=bool)
-    assert ensemble_disagreement([certain_a, certain_a], everywhere) == 0
-    assert ensemble_disagreement([certain_a, certain_b], everywhere) == pytest.approx(0.5)
+    assert mean_over(fold_disagreement([certain_a, certain_a]), everywhere) == 0
+    assert mean_over(fold_disagreement([certain_a, certain_b]), everywhere) == pytest.approx(0.5)
     five = [np.eye(5)[k][:, None, None] * np.ones((5, 1, 1)) for k in range(5)]
-    assert ensemble_disagreement(five, np.ones((1, 1), bool)) == pytest.approx(0.8)  # 1 - 1/5
+    assert mean_over(fold_disagreement(five), np.ones((1, 1), bool)) == pytest.approx(0.8)  # 1 - 1/5
     mixed = certain_a.copy()
     mixed[:, 0, 0] = [0.6, 0.4]  # differs from certain_a by 0.4 at one pixel: 0.2 from their mean
     only_that = np.zeros((2, 2), dtype=bool)
     only_that[0, 0] = True
-    assert ensemble_disagreement([certain_a, mixed], only_that) == pytest.approx(0.2)
-    assert ensemble_disagreement([certain_a], everywhere) is None
-    assert ensemble_disagreement([certain_a, certain_b], ~everywhere) is None
+    assert mean_over(fold_disagreement([certain_a, mixed]), only_that) == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="at least two"):
+        fold_disagreement([certain_a])
+    assert mean_over(fold_disagreement([certain_a, certain_b]), ~everywhere) is None
 
 
 def test_normalised_entropy_is_0_when_certain_and_1_when_all_classes_are_equally_likely():
@@ -114,7 +116,8 @@ def record(stem, length_m, *, segments=1, disagreement=0.05, glacier="JAC", touc
     return {"stem": stem, "glacier": glacier, "date": "2020-01-01", "pixel_size_m": 20.0,
             "pixel_size_source": "name", "coordinates": {"kind": "pixel"}, "route": "zone", "folds": [0, 1],
             "n_segments": segments, "front_length_m": length_m, "disagreement": disagreement,
-            "nodata_fraction": 0.1, "touches_nodata": touches[0], "touches_border": touches[1]}
+            "nodata_fraction": 0.1, "touches_nodata": touches[0], "touches_border": touches[1],
+            "no_contrast": False, "resolution_mismatch": False}
 
 
 def test_quality_flags_name_the_scenes_to_check():
@@ -216,14 +219,14 @@ def test_quality_csv_has_a_row_per_scene(detected):
     assert tuple(rows[0]) == QUALITY_COLUMNS
     assert {row["stem"] for row in rows} == set(records(out))
     for row in rows:
-        flagged = {row[flag] == "True" for flag in ("no_front", "length_outlier", "low_agreement")}
+        flagged = {row[flag] == "True" for flag in QUALITY_FLAGS}
         assert (row["needs_check"] == "True") == (True in flagged)
 
 
 def test_rerun_skips_done_scenes(detected, demo_model, scenes):
     _, out = detected
     before = {p.name: p.stat().st_mtime_ns for p in out.glob("*_detect.json")}
-    predictor = GlacierPredictor(demo_model, [0], device="cpu", mirroring=False)
+    predictor = GlacierPredictor(demo_model, device="cpu", mirroring=False)  # the same folds and settings
     report = detect(predictor, geo.list_scenes(scenes), out, progress=False)
     assert sorted(report.skipped) == sorted(records(out)) and not report.written
     assert [path.name for path, _ in report.failed] == ["broken.tif"]

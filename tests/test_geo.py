@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import warnings
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -330,3 +331,65 @@ def test_zero_fill_touching_the_border_is_nodata_isolated_zeros_are_not(tmp_path
     write_png(tmp_path / "all_zero.png", np.zeros((20, 20), np.uint8))
     with pytest.raises(InputError, match=r"all_zero\.png: raster holds no pixel with data"):
         geo.read_scene(tmp_path / "all_zero.png", pixel_size_m=10.0)
+
+
+def test_list_scenes_leaves_out_hidden_files_such_as_temporaries(tmp_path):
+    write_png(tmp_path / "scene.png", grey())
+    (tmp_path / ".scene_front.4242.x1y2.tmp.png").write_bytes(b"half a PNG")
+    assert geo.list_scenes(tmp_path) == [tmp_path / "scene.png"]
+
+
+def test_grid_pixel_size_of_a_geographic_grid_is_its_geodesic_size(tmp_path):
+    # at 69.2 N a degree of latitude is about 111.6 km and one of longitude 111.7 km x cos(69.2) = 39.7 km
+    path = write_geotiff(tmp_path / f"{CAFFE_STEM}.tif", grey(), crs=CRS.from_epsg(4326),
+                         transform=from_origin(-50.0, 69.2, 0.002, 0.0007))
+    scene = geo.read_scene(path)
+    assert scene.grid_pixel_size_m == pytest.approx(np.sqrt(0.002 * 39_700 * 0.0007 * 111_600), rel=0.01)
+    assert scene.pixel_size_m == 20.0 and scene.pixel_size_source == "name"  # degrees give no pixel size
+    assert "its name says 20 m per pixel but its GeoTIFF grid has 78.7 m pixels" in geo.resolution_mismatch(scene)
+
+
+def test_resolution_mismatch_needs_a_name_and_a_grid_and_tolerates_10_percent(tmp_path):
+    for metres, mismatch in ((21.9, False), (22.5, True)):
+        path = write_geotiff(tmp_path / f"{CAFFE_STEM}.tif", grey(), transform=from_origin(0, 0, metres, metres))
+        assert (geo.resolution_mismatch(geo.read_scene(path)) is not None) == mismatch
+    other = write_geotiff(tmp_path / "plain.tif", grey(), transform=from_origin(0, 0, 80, 80))
+    assert geo.resolution_mismatch(geo.read_scene(other)) is None  # no CaFFe name: nothing to disagree with
+    write_png(tmp_path / f"{CAFFE_STEM}.png", grey())
+    assert geo.resolution_mismatch(geo.read_scene(tmp_path / f"{CAFFE_STEM}.png")) is None  # no grid
+
+
+def test_a_scene_lacks_contrast_when_its_data_hold_one_grey_value(tmp_path):
+    flat = write_geotiff(tmp_path / "flat.tif", np.full((40, 50), -10.0, np.float32))  # -10 dB everywhere
+    with pytest.warns(ConversionWarning, match="stretched"):
+        scene = geo.read_scene(flat)
+    assert "no contrast" in geo.lacks_contrast(scene)
+    edge = np.full((40, 50), 120, np.uint8)
+    edge[:, :5] = 0  # a zero-filled swath edge (no-data) beside one grey value: still no contrast
+    assert geo.lacks_contrast(geo.read_scene(write_geotiff(tmp_path / "edge.tif", edge))) is not None
+    assert geo.lacks_contrast(geo.read_scene(write_geotiff(tmp_path / "grey.tif", grey()))) is None
+
+
+def test_a_geographic_crs_over_metre_coordinates_has_no_grid_pixel_size(tmp_path):
+    path = write_geotiff(tmp_path / f"{CAFFE_STEM}.tif", grey(), crs=CRS.from_epsg(4326))  # UTM numbers as degrees
+    scene = geo.read_scene(path)
+    assert scene.grid_pixel_size_m is None and geo.resolution_mismatch(scene) is None
+
+
+def test_a_scene_list_file_gives_its_scenes_in_order(tmp_path):
+    from nnunet_glacier.geo import list_scenes
+
+    (tmp_path / "list.txt").write_text("b.tif\n# a comment\n\na.png\n/archive/c.tif\n")
+    assert list_scenes(tmp_path / "list.txt") == [tmp_path / "b.tif", tmp_path / "a.png", Path("/archive/c.tif")]
+    (tmp_path / "empty.txt").write_text("# nothing\n")
+    with pytest.raises(InputError, match="empty scene list"):
+        list_scenes(tmp_path / "empty.txt")
+
+
+def test_macos_metadata_files_in_a_scene_folder_are_skipped_with_a_warning(tmp_path):
+    from nnunet_glacier.geo import list_scenes
+
+    for name in ("a.png", "._a.png"):
+        (tmp_path / name).write_bytes(b"")
+    with pytest.warns(UserWarning, match=r"\._a\.png: macOS metadata"):
+        assert list_scenes(tmp_path) == [tmp_path / "a.png"]

@@ -102,6 +102,31 @@ def test_overlay_legend_lists_only_what_is_drawn():
     assert plots.plot_overlay(image).axes[0].get_legend() is None
 
 
+def test_overlay_of_a_large_scene_is_drawn_from_a_reduced_copy_in_scene_coordinates():
+    height, width = 4100, 900  # reduced by 3: 1367 x 300
+    image = np.full((height, width), GREY, np.uint8)
+    front = np.zeros((height, width), bool)
+    front[2000, 100:800] = True  # one pixel thick: must survive the reduction
+    zones = np.zeros((height, width), np.uint8)
+    zones[height // 2:] = 3
+    assert plots.overlay_reduction((height, width)) == 3 and plots.overlay_reduction((2000, 2000)) == 1
+    fronts_ax, zones_ax = plots.plot_overlay(image, pred_front=front, zones=zones,
+                                             bbox=BoundingBox(30, 870, 60, 4000)).axes
+    drawn = fronts_ax.get_images()[0].get_array()
+    assert drawn.shape == (1367, 300, 3)
+    assert fronts_ax.get_images()[0].get_extent() == [-0.5, width - 0.5, height - 0.5, -0.5]
+    assert (drawn[2000 // 3, 40:260] == plots.PRED_FRONT_RGB).all()
+    assert (drawn[20:1300, 10] == plots.BBOX_RGB).all()  # the box's left side, at column 30 // 3
+    assert zones_ax.get_images()[0].get_array().shape == (1367, 300, 3)
+    assert (plots.reduce_mask(front, 3).sum(axis=1) > 0).sum() == 1
+
+
+def test_plot_overlay_keeps_small_scenes_at_full_resolution():
+    image = np.full((30, 40), GREY, np.uint8)
+    (ax,) = plots.plot_overlay(image).axes
+    assert ax.get_images()[0].get_array().shape == (30, 40, 3)
+
+
 def test_save_figure_formats(tmp_path):
     fig = plots.plot_timeline([caffe.SceneName.parse("JAC_2011-04-10_TSX_7_1_1")])
     assert plots.save_figure(fig, tmp_path / "a.png") == [tmp_path / "a.png", tmp_path / "a.pdf"]

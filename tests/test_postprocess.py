@@ -219,6 +219,19 @@ def test_edge_band_is_within_the_margin_of_nodata_and_the_border():
     assert band[5, 5:10].all() and band[3, 7] and not band[5, 4] and not band[2, 7]  # 2 px around the pixel
 
 
+@pytest.mark.parametrize("margin_px", [1.0, 2.5, 3.0, 4.5])
+def test_edge_band_and_nodata_reach_by_dilation_equal_the_distance_transforms(margin_px):
+    rng = np.random.default_rng(int(margin_px * 10))
+    for _ in range(40):
+        shape = tuple(int(n) for n in rng.integers(1, 50, 2))
+        nodata = rng.random(shape) < rng.choice([0.0, 0.002, 0.03, 0.3])
+        assert (postprocess.edge_band(nodata, margin_px) == (distance_to_edge(nodata) <= margin_px)).all()
+        if nodata.any():
+            expected = ndimage.distance_transform_edt(~nodata) <= margin_px
+            assert (postprocess.within_distance(nodata, margin_px) == expected).all()
+    assert not postprocess.within_distance(np.zeros((3, 4), bool), 2.0).any()
+
+
 def test_nodata_along_the_swath_edge_makes_no_false_front():
     zones = fjord()
     nodata = np.zeros(zones.shape, bool)

@@ -14,10 +14,11 @@ from rasterio.transform import from_origin
 from nnunet_glacier import geo, postprocess
 from nnunet_glacier.atomic import write_png, write_text
 from nnunet_glacier.cli import main
-from nnunet_glacier.detect import SceneFront, read_records, write_scene
+from nnunet_glacier.detect import SceneFront, SceneSettings, read_records, scene_made_from, write_scene
 from nnunet_glacier.errors import InputError
 from nnunet_glacier.quality import QUALITY_CSV, QualitySettings, quality_csv, quality_rows
 from nnunet_glacier.retreat import read_vector, retreat
+from standin_predictor import StandInPredictor
 
 
 SHAPE = (30, 40)
@@ -48,8 +49,10 @@ def write_detected(out: Path, stem: str, front_col: int, *, georeferenced: bool 
         zones[5:7, front_col:], zones[-7:-5, front_col:] = 2, 2
     front = postprocess.front_from_zones(zones, min_pixels=0)
     lines_px = geo.pixel_lines(postprocess.ordered_paths(front))
-    write_scene(out, scene, SceneFront(zones, front, lines_px, disagreement, np.zeros(SHAPE, np.float32), False,
-                                       False), "zone", [0, 1], Path("model"), "Fjord")
+    result = SceneFront(zones, front, lines_px, disagreement, np.zeros(SHAPE, np.float32), False, False)
+    predictor, settings = StandInPredictor(Path("model")), SceneSettings(glacier="Fjord")
+    write_scene(out, scene, result, "zone", predictor, settings, scene_made_from(path, settings.made_with(predictor)),
+                {"no_contrast": None, "resolution_mismatch": None})
 
 
 @pytest.fixture
@@ -90,6 +93,15 @@ def test_centreline_in_pixels_gives_the_box_method(detected, tmp_path):
     assert [float(row["change_m"]) for row in rows] == pytest.approx([0.0, 20.0, 50.0])
     assert {row["method"] for row in rows} == {"box (200 m wide)"}
     assert [float(row["coverage"]) for row in rows] == pytest.approx([1.0] * 3)
+
+
+def test_a_box_crossing_no_front_warns_naming_the_glacier(detected, tmp_path):
+    box = tmp_path / "box.csv"  # across the fjord, but downstream of every front (columns 10..15)
+    box.write_text("x,y\n30,0\n30,30\n38,30\n38,0\n")
+    with pytest.warns(UserWarning, match=r"glacier Fjord: the box crosses none of its 3 fronts"):
+        retreat(detected, box=box, dest=tmp_path / "series")
+    rows = position_rows(tmp_path / "series" / "Fjord_position.csv")
+    assert [row["position_m"] for row in rows] == ["", "", ""]
 
 
 def georeferenced_series(tmp_path: Path) -> Path:

@@ -1,11 +1,15 @@
-"""Prediction with trained models: sliding window, per-task maps, 5-fold ensemble.
+"""Prediction with trained models: streamed sliding window, per-task maps, fold ensemble, uncertainty.
 
-:class:`GlacierPredictor` wraps nnU-Net's ``nnUNetPredictor`` (preprocessing,
-Gaussian-weighted sliding window with mirroring, resampling and un-cropping
-are nnU-Net's). For each scene it runs every fold once and returns the
-per-fold class probabilities and their mean — the ensemble is the mean of the
-folds' class *probabilities* (not logits). Multi-task models' joint
-probabilities are split into each task's probabilities
+:class:`GlacierPredictor` wraps nnU-Net's ``nnUNetPredictor``: its
+preprocessing (the scene's z-score normalisation, cropping to the non-zero
+region), its network with test-time mirroring and its Gaussian-weighted
+sliding window, walked over the scene in bands
+(:mod:`nnunet_glacier.nnunet.window`) so that memory is bounded by a band of
+tiles per fold, not by the scene times the folds. Class maps equal
+``nnUNetPredictor``'s for each fold (up to the float rounding of batched
+network calls). The ensemble is the mean of the folds' class
+*probabilities* (not logits), accumulated band by band. Multi-task models'
+joint probabilities are split into each task's probabilities
 (:func:`~nnunet_glacier.nnunet.networks.task_probabilities`), so one code path
 serves all six experiments.
 
@@ -30,37 +34,151 @@ from tqdm import tqdm
 
 from nnunet_glacier.atomic import atomic_path, write_png
 from nnunet_glacier.caffe import read_grey
-from nnunet_glacier.errors import InputError, ModelError
+from nnunet_glacier.errors import InputError, ModelError, problem_of
 from nnunet_glacier.layout import FOLD_ALL, Fold, fold_member
 from nnunet_glacier.nnunet.networks import task_probabilities
 from nnunet_glacier.nnunet.training import resolve_device
+from nnunet_glacier.nnunet.window import CHUNK_ROWS, map_large_allocations, stream_bands
 from nnunet_glacier.tasks import TASKS, Task
+from nnunet_glacier.uncertainty import fold_disagreement, normalised_entropy
 from nnunet_glacier.workspace import add_trainer_path
 
-
-
 NNUNET_SPACING = [999.0, 1.0, 1.0]  # what nnU-Net's 2-D PNG reader reports
+#: Sliding-window step (fraction of the patch) of the ``--fast`` preset, which also turns mirroring off.
+FAST_STEP_SIZE = 0.75
 
 
 @dataclass(frozen=True)
 class ScenePrediction:
-    """Class probabilities of one scene per task: ``{task: (n_classes, rows, cols) float32}``."""
+    """One scene's prediction in the input's pixel grid, per task (``{task name: array}``).
 
-    probabilities: dict[str, np.ndarray]
+    ``class_maps``: ``uint8`` class indices ``(rows, cols)``, the argmax of
+    the (ensemble's) class probabilities; ``probabilities``: ``float16``
+    ``(n_classes, rows, cols)``, only when asked for; ``disagreement``:
+    ``float16`` per pixel, the folds' mean total-variation distance from the
+    ensemble (:func:`~nnunet_glacier.uncertainty.fold_disagreement`: 0 all
+    folds agree .. ``1 - 1/n_folds``), only for measured tasks of an
+    ensemble of two or more folds; ``uncertainty``: ``float32`` per pixel,
+    the normalised entropy of the ensemble's probabilities (0 certain .. 1
+    all classes equally likely), only for measured tasks; ``members``: each
+    fold's prediction (class maps, and probabilities when asked for), only
+    when asked for. Pixels outside nnU-Net's non-zero crop are class 0 with
+    probability 1.
+    """
 
-    def class_map(self, task: str) -> np.ndarray:
-        """The task's class indices (argmax over classes)."""
-        return self.probabilities[task].argmax(axis=0).astype(np.uint8)
+    class_maps: dict[str, np.ndarray]
+    probabilities: dict[str, np.ndarray] = field(default_factory=dict)
+    disagreement: dict[str, np.ndarray] = field(default_factory=dict)
+    uncertainty: dict[str, np.ndarray] = field(default_factory=dict)
+    members: list[ScenePrediction] = field(default_factory=list)
+
+    @classmethod
+    def from_probabilities(cls, probabilities: dict[str, np.ndarray]) -> ScenePrediction:
+        """A prediction from per-task class probabilities ``(n_classes, rows, cols)``: their argmax, and them."""
+        return cls({task: p.argmax(axis=0).astype(np.uint8) for task, p in probabilities.items()},
+                   {task: np.asarray(p, dtype=np.float16) for task, p in probabilities.items()})
 
     def png(self, task: str) -> np.ndarray:
         """The task's class map in CaFFe pixel values."""
-        return TASKS[task].to_png(self.class_map(task))
+        return TASKS[task].to_png(self.class_maps[task])
 
 
 def mean_prediction(predictions: list[ScenePrediction]) -> ScenePrediction:
-    """The ensemble: per task, the mean of the members' class probabilities."""
+    """The ensemble of predictions that hold probabilities: per task, the mean of the members' probabilities."""
     tasks = predictions[0].probabilities
-    return ScenePrediction({task: np.mean([p.probabilities[task] for p in predictions], axis=0) for task in tasks})
+    return ScenePrediction.from_probabilities(
+        {task: np.mean([p.probabilities[task].astype(np.float32) for p in predictions], axis=0) for task in tasks})
+
+
+def first_argmax(p: np.ndarray) -> np.ndarray:
+    """``uint8`` index of the largest value along axis 0 (the first on ties, as ``np.argmax``), a class at a time."""
+    best = np.array(p[0])
+    index = np.zeros(best.shape, dtype=np.uint8)
+    for k in range(1, len(p)):
+        larger = p[k] > best
+        index[larger] = k
+        np.maximum(best, p[k], out=best)
+    return index
+
+
+class _SceneAssembler:
+    """Collects a scene's prediction band by band from its folds' class probabilities.
+
+    ``shape``: the scene's ``(rows, cols)``; ``cols``: the scene columns
+    the bands cover; ``measure``: tasks whose uncertainty (and, with two or
+    more folds, disagreement) maps are made; ``members`` /
+    ``probabilities``: keep each fold's class maps / ``float16``
+    probabilities (the ensemble's, and the members' when kept). Per band it
+    holds the ensemble's running sum (``float32``) and, for the disagreement
+    of measured tasks, every fold's probabilities of those tasks
+    (``float16``).
+    """
+
+    def __init__(self, shape: tuple[int, int], cols: slice, tasks: Sequence[Task], n_folds: int, *, members: bool,
+                 probabilities: bool, measure: Sequence[str]):
+        self.tasks, self.n_folds, self.cols = tuple(tasks), n_folds, cols
+        self.measure = tuple(measure)
+        self.ensemble = self._empty(shape, probabilities)
+        self.folds = [self._empty(shape, probabilities) for _ in range(n_folds)] if members else []
+        for task in self.measure:
+            self.ensemble.uncertainty[task] = np.zeros(shape, dtype=np.float32)
+            if n_folds > 1:
+                self.ensemble.disagreement[task] = np.zeros(shape, dtype=np.float16)
+        self._rows = slice(0, 0)
+        self._sums: dict[str, np.ndarray] = {}
+        self._fold_probabilities: dict[str, np.ndarray] = {}
+
+    def _empty(self, shape: tuple[int, int], probabilities: bool) -> ScenePrediction:
+        """Class 0 everywhere (with probability 1), as nnU-Net fills the pixels outside its crop."""
+        prediction = ScenePrediction({task.name: np.zeros(shape, dtype=np.uint8) for task in self.tasks})
+        if probabilities:
+            for task in self.tasks:
+                p = np.zeros((task.n_classes, *shape), dtype=np.float16)
+                p[0] = 1
+                prediction.probabilities[task.name] = p
+        return prediction
+
+    def begin_band(self, rows: slice) -> None:
+        """Start the band of scene ``rows``."""
+        self._rows = rows
+        size = (rows.stop - rows.start, self.cols.stop - self.cols.start)
+        self._sums = {task.name: np.zeros((task.n_classes, *size), dtype=np.float32) for task in self.tasks}
+        self._fold_probabilities = {task.name: np.zeros((self.n_folds, task.n_classes, *size), dtype=np.float16)
+                                    for task in self.tasks if task.name in self.measure and self.n_folds > 1}
+
+    def add(self, fold: int, rows: slice, probabilities: list[np.ndarray]) -> None:
+        """Add one fold's ``float32`` probabilities ``(n, r, c)`` per task of scene ``rows`` of the band."""
+        local = slice(rows.start - self._rows.start, rows.stop - self._rows.start)
+        for task, p in zip(self.tasks, probabilities):
+            self._sums[task.name][:, local] += p
+            if task.name in self._fold_probabilities:
+                self._fold_probabilities[task.name][fold, :, local] = p
+            if self.folds:
+                self._put(self.folds[fold], task.name, rows, p)
+
+    def end_band(self) -> None:
+        """The band's ensemble: class maps and probabilities of the mean, uncertainty, disagreement."""
+        for task, total in self._sums.items():
+            for start in range(0, total.shape[1], CHUNK_ROWS):
+                local = slice(start, min(start + CHUNK_ROWS, total.shape[1]))
+                rows = slice(self._rows.start + local.start, self._rows.start + local.stop)
+                mean = total[:, local] / self.n_folds
+                self._put(self.ensemble, task, rows, mean)
+                if task in self.measure:
+                    self.ensemble.uncertainty[task][rows, self.cols] = normalised_entropy(mean)
+                if task in self._fold_probabilities:
+                    self.ensemble.disagreement[task][rows, self.cols] = fold_disagreement(
+                        self._fold_probabilities[task][:, :, local])
+        self._sums, self._fold_probabilities = {}, {}
+
+    def _put(self, prediction: ScenePrediction, task: str, rows: slice, p: np.ndarray) -> None:
+        prediction.class_maps[task][rows, self.cols] = first_argmax(p)
+        if prediction.probabilities:
+            prediction.probabilities[task][:, rows, self.cols] = p
+
+    def result(self) -> ScenePrediction:
+        return ScenePrediction(self.ensemble.class_maps, self.ensemble.probabilities, self.ensemble.disagreement,
+                               self.ensemble.uncertainty, self.folds)
 
 
 class GlacierPredictor:
@@ -69,13 +187,21 @@ class GlacierPredictor:
     ``folds`` (numbers, or ``"all"`` for nnU-Net's fold trained on every
     case) defaults to every fold with the checkpoint, ``fold_all``
     included (:func:`available_folds`); ``step_size`` is
-    the sliding-window step as a fraction of the patch size; ``mirroring``
-    enables nnU-Net's test-time mirroring.
+    the sliding-window step as a fraction of the patch size (``--fast``:
+    :data:`FAST_STEP_SIZE` without mirroring); ``mirroring`` enables
+    nnU-Net's test-time mirroring; ``tile_progress`` shows a progress bar
+    over the tiles of each large scene (more than
+    :data:`~nnunet_glacier.nnunet.window.PROGRESS_MIN_TILES` tiles);
+    ``low_memory`` trades speed for a peak memory that does not grow with
+    the folds (:func:`~nnunet_glacier.nnunet.window.map_large_allocations`,
+    process-wide from the first prediction on).
+    ``nnunet`` is the wrapped ``nnUNetPredictor`` (network, folds'
+    parameters, plans).
     """
 
     def __init__(self, model_dir: str | Path, folds: Sequence[Fold] | None = None, *, device: str = "auto",
                  checkpoint: str = "checkpoint_final.pth", step_size: float = 0.5, mirroring: bool = True,
-                 tile_progress: bool = False):
+                 tile_progress: bool = True, low_memory: bool = False):
         from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
         self.model_dir = Path(model_dir)
@@ -93,9 +219,10 @@ class GlacierPredictor:
                                                         f"{folder_contents(fold_dir)}")
         self.folds = list(folds)
         self.checkpoint, self.step_size, self.mirroring = checkpoint, step_size, mirroring
-        self._nnunet = nnUNetPredictor(tile_step_size=step_size, use_mirroring=mirroring,
-                                       device=resolve_device(device), allow_tqdm=tile_progress)
-        self._nnunet.initialize_from_trained_model_folder(str(self.model_dir), tuple(self.folds), checkpoint)
+        self.tile_progress, self.low_memory = tile_progress, low_memory
+        self.nnunet = nnUNetPredictor(tile_step_size=step_size, use_mirroring=mirroring,
+                                      device=resolve_device(device), allow_tqdm=False)
+        self.nnunet.initialize_from_trained_model_folder(str(self.model_dir), tuple(self.folds), checkpoint)
 
     def made_from(self) -> dict:
         """What this predictor's outputs are made from: the model folder, folds, the stamps of their
@@ -107,34 +234,66 @@ class GlacierPredictor:
                 "checkpoints": stamp_files(checkpoints, self.model_dir), "step_size": self.step_size,
                 "mirroring": self.mirroring}
 
-    def predict(self, image: np.ndarray) -> tuple[ScenePrediction, list[ScenePrediction]]:
-        """Predict one 2-D grey image (any numeric dtype): the ensemble and each fold's prediction."""
+    def predict(self, image: np.ndarray, *, members: bool = False, probabilities: bool = False,
+                measure: Sequence[str] = ()) -> ScenePrediction:
+        """Predict one 2-D grey image (any numeric dtype): the folds' ensemble (see :class:`ScenePrediction`).
+
+        ``members``: also each fold's prediction; ``probabilities``: keep
+        ``float16`` class probabilities; ``measure``: tasks to make
+        disagreement and uncertainty maps for.
+        """
         if image.ndim != 2:
             raise ValueError(f"expected a 2-D grey image, got shape {image.shape}")
-        nn = self._nnunet
+        unknown = set(measure) - {task.name for task in self.tasks}
+        if unknown:
+            raise ValueError(f"cannot measure tasks {sorted(unknown)}: the model predicts "
+                             f"{[task.name for task in self.tasks]}")
+        if self.low_memory:
+            map_large_allocations()
+        data, (crop_rows, crop_cols) = self._preprocess(image)
+        assembler = _SceneAssembler(image.shape, crop_cols, self.tasks, len(self.folds), members=members,
+                                    probabilities=probabilities, measure=measure)
+        padded, (valid_rows, valid_cols) = _pad_to_patch(data, self.nnunet.configuration_manager.patch_size)
+        task_classes = [task.n_classes for task in self.tasks]
+
+        def scene_rows(first: int, end: int) -> tuple[slice, slice]:
+            """Of padded rows ``[first, end)``: those holding the image, counted from ``first`` and in the scene."""
+            start, stop = (min(max(row, valid_rows.start), valid_rows.stop) for row in (first, end))
+            offset = crop_rows.start - valid_rows.start
+            return slice(start - first, stop - first), slice(start + offset, stop + offset)
+
+        for band in stream_bands(self.nnunet, padded, progress=self.tile_progress):
+            assembler.begin_band(scene_rows(band.first, band.end)[1])
+            for fold, first, end, logits in band.fold_logits():
+                within, rows = scene_rows(first, end)
+                if rows.start < rows.stop:
+                    joint = torch.softmax(logits[:, within, valid_cols], 0).numpy()
+                    assembler.add(fold, rows, task_probabilities(joint, task_classes))
+            assembler.end_band()
+        return assembler.result()
+
+    def _preprocess(self, image: np.ndarray) -> tuple[torch.Tensor, tuple[slice, slice]]:
+        """nnU-Net's preprocessing of a 2-D image: the data ``(1, rows, cols)`` of the non-zero crop, and the
+        crop's rows and columns in the image."""
+        nn = self.nnunet
         preprocessor = nn.configuration_manager.preprocessor_class(verbose=False)
-        data, _, properties = preprocessor.run_case_npy(image[None, None].astype(np.float32), None,
-                                                        {"spacing": NNUNET_SPACING}, nn.plans_manager,
-                                                        nn.configuration_manager, nn.dataset_json)
-        data = torch.from_numpy(data)
-        members = []
-        for parameters in nn.list_of_parameters:
-            nn.network.load_state_dict(parameters)
-            logits = nn.predict_sliding_window_return_logits(data).float().cpu()
-            members.append(self._to_scene(logits, properties))
-        return mean_prediction(members), members
+        data, _, properties = preprocessor.run_case_npy(image[None, None], None, {"spacing": NNUNET_SPACING},
+                                                        nn.plans_manager, nn.configuration_manager, nn.dataset_json)
+        (_, _), (row0, row1), (col0, col1) = properties["bbox_used_for_cropping"]
+        if tuple(data.shape[2:]) != (row1 - row0, col1 - col0):
+            raise ModelError(self.model_dir, f"the plans resample images ({row1 - row0} x {col1 - col0} px -> "
+                                             f"{' x '.join(map(str, data.shape[2:]))} px); prediction supports "
+                                             "models planned at the images' own pixel grid (spacing 1)")
+        return torch.from_numpy(data[:, 0]), (slice(row0, row1), slice(col0, col1))
 
-    def _to_scene(self, logits: torch.Tensor, properties: dict) -> ScenePrediction:
-        """Preprocessed-space logits -> per-task probabilities in the input's pixel grid."""
-        from nnunetv2.inference.export_prediction import convert_predicted_logits_to_segmentation_with_correct_shape
 
-        nn = self._nnunet
-        _, joint = convert_predicted_logits_to_segmentation_with_correct_shape(
-            logits, nn.plans_manager, nn.configuration_manager, nn.label_manager, properties,
-            return_probabilities=True, num_threads_torch=torch.get_num_threads())
-        joint = np.asarray(joint, dtype=np.float32)[:, 0]  # drop nnU-Net's pseudo-3D axis
-        split = task_probabilities(joint, [t.n_classes for t in self.tasks])
-        return ScenePrediction({task.name: p for task, p in zip(self.tasks, split)})
+def _pad_to_patch(data: torch.Tensor, patch: Sequence[int]) -> tuple[torch.Tensor, tuple[slice, slice]]:
+    """``data`` ``(channels, rows, cols)`` zero-padded to at least ``patch`` as nnU-Net pads, and the rows and
+    columns of the padded data that hold ``data``."""
+    from acvl_utils.cropping_and_padding.padding import pad_nd_image
+
+    padded, slicer = pad_nd_image(data, patch, "constant", {"value": 0}, True, None)
+    return padded, (slicer[-2], slicer[-1])
 
 
 def available_folds(model_dir: Path, checkpoint: str = "checkpoint_final.pth") -> list[Fold]:
@@ -182,13 +341,15 @@ def output_paths(out_dir: Path, stem: str, tasks: tuple[Task, ...], save_probabi
 
 
 def write_prediction(prediction: ScenePrediction, out_dir: Path, stem: str, save_probabilities: bool) -> None:
-    """Write a scene's per-task PNGs (and probabilities) atomically."""
-    for task in prediction.probabilities:
+    """Write a scene's per-task PNGs (and, with ``save_probabilities``, its probabilities) atomically."""
+    if save_probabilities and not prediction.probabilities:
+        raise ValueError(f"{stem}: the prediction holds no probabilities to save; predict with probabilities=True")
+    for task in prediction.class_maps:
         write_png(out_dir / f"{stem}{TASKS[task].suffix}.png", prediction.png(task))
     if save_probabilities:
         with atomic_path(out_dir / f"{stem}_probabilities.npz") as tmp:
             with open(tmp, "wb") as handle:
-                np.savez_compressed(handle, **{t: p.astype(np.float16) for t, p in prediction.probabilities.items()})
+                np.savez_compressed(handle, **prediction.probabilities)
 
 
 @dataclass
@@ -219,12 +380,12 @@ def predict_images(predictor: GlacierPredictor, images: list[Path], out_dir: str
             report.skipped.append(stem)
             continue
         try:
-            ensemble, members = predictor.predict(read_grey(image_path))
+            prediction = predictor.predict(read_grey(image_path), members=per_fold, probabilities=save_probabilities)
         except (InputError, ValueError) as err:
-            report.failed.append((image_path, str(err)))
+            report.failed.append((image_path, problem_of(err, image_path)))
             continue
-        write_prediction(ensemble, out_dir, stem, save_probabilities)
-        for fold_dir, member in zip(fold_dirs, members):
+        write_prediction(prediction, out_dir, stem, save_probabilities)
+        for fold_dir, member in zip(fold_dirs, prediction.members):
             write_prediction(member, fold_dir, stem, save_probabilities)
         report.written.append(stem)
     return report
