@@ -46,7 +46,6 @@ os.environ.setdefault("nnUNet_n_proc_DA", "0")
 os.environ.setdefault("nnUNet_def_n_proc", "1")
 
 import numpy as np  # noqa: E402
-
 import standin  # noqa: E402
 
 TOOLS = ("ours", "predict", "nnunet")

@@ -94,9 +94,9 @@ def random_model(folder: str | Path, experiment_name: str = "stl_zone", folds: S
     Each fold's weights are nnU-Net's initialisation under seed ``seed + fold``.
     Returns ``folder``.
     """
-    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
-    from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
     from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+    from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
     from nnunet_glacier.experiments import get_experiment
     from nnunet_glacier.workspace import add_trainer_path

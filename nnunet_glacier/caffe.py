@@ -81,7 +81,7 @@ class SceneName:
     orbit: str
 
     @classmethod
-    def parse(cls, stem: str, path: str | Path | None = None) -> "SceneName":
+    def parse(cls, stem: str, path: str | Path | None = None) -> SceneName:
         """Parse a stem; raises :class:`InputError` naming ``path`` (or the stem)."""
         match = _STEM.match(stem)
         where = path if path is not None else stem

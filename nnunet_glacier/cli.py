@@ -28,7 +28,6 @@ from nnunet_glacier.reproduce import STEPS
 from nnunet_glacier.synthetic import MIN_SIZE_PX
 from nnunet_glacier.workspace import DEFAULT_WORK
 
-
 if TYPE_CHECKING:
     from nnunet_glacier.experiments import Experiment
     from nnunet_glacier.nnunet.predict import RunReport

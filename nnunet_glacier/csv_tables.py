@@ -1,6 +1,6 @@
-"""CSV tables: how every CSV output is written, and how CSV inputs are read.
+r"""CSV tables: how every CSV output is written, and how CSV inputs are read.
 
-Written CSV has a header row, ``\\n`` line ends, empty cells for missing
+Written CSV has a header row, ``\n`` line ends, empty cells for missing
 values (``None``, NaN) and floats with 10 significant digits.
 """
 from __future__ import annotations

@@ -83,8 +83,14 @@ from nnunet_glacier.locks import exclusive
 from nnunet_glacier.models import model_label
 from nnunet_glacier.plots import PRED_FRONT_RGB, ZONE_RGB, plot_overlay
 from nnunet_glacier.postprocess import PostprocessSettings, choose_route, route_front_and_zones
-from nnunet_glacier.quality import (QUALITY_CSV, QUALITY_FLAGS, SCENE_PROBLEMS, QualitySettings, quality_csv,
-                                    quality_rows)
+from nnunet_glacier.quality import (
+    QUALITY_CSV,
+    QUALITY_FLAGS,
+    SCENE_PROBLEMS,
+    QualitySettings,
+    quality_csv,
+    quality_rows,
+)
 from nnunet_glacier.tasks import TASKS
 from nnunet_glacier.uncertainty import mean_over
 

@@ -59,7 +59,6 @@ from nnunet_glacier.nnunet.export import dataset_json_file, recorded_pixel_sizes
 from nnunet_glacier.postprocess import EXTRA_ROUTES, ROUTES, PostprocessSettings, route_task
 from nnunet_glacier.tasks import TASKS
 
-
 POST_SUFFIX = "_front_post"
 
 #: Every route in the order results are listed: the benchmark's, then the extra ones (only on request).

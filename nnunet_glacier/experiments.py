@@ -20,7 +20,7 @@ import copy
 import json
 import re
 from dataclasses import dataclass, fields
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -263,7 +263,7 @@ def profile_description(profile: str = "paper") -> str:
     return str(_read_json(profile_file(profile)).get("description", ""))
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_experiments(profile: str = "paper") -> dict[str, Experiment]:
     """All experiments, in the paper's order, with ``profile`` (a name or a profile file) applied."""
     override = _read_json(profile_file(profile))

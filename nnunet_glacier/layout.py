@@ -27,14 +27,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
 
 from nnunet_glacier.workspace import DEFAULT_WORK, Workspace
 
 ENSEMBLE = "ensemble"
 FOLD_ALL = "all"
 #: A fold: its number in the cross-validation, or :data:`FOLD_ALL`.
-Fold = Union[int, str]
+Fold = int | str
 
 
 def parse_fold(text: str) -> Fold:
@@ -68,12 +67,12 @@ class RunLayout:
     workspace: Workspace
 
     @classmethod
-    def in_work_dir(cls, work: str | Path) -> "RunLayout":
+    def in_work_dir(cls, work: str | Path) -> RunLayout:
         """Everything inside ``work`` (made absolute), nnU-Net's folders included."""
         return cls(Path(work).resolve(), Workspace.from_work_dir(work))
 
     @classmethod
-    def resolve(cls, work: str | Path | None, default: str | Path = DEFAULT_WORK) -> "RunLayout":
+    def resolve(cls, work: str | Path | None, default: str | Path = DEFAULT_WORK) -> RunLayout:
         """``work`` if given (everything inside it); else our outputs in ``default`` and nnU-Net's folders
         from the user's ``nnUNet_raw``, ``nnUNet_preprocessed`` and ``nnUNet_results`` when all are set."""
         return cls(Path(work if work is not None else default).resolve(), Workspace.resolve(work, default))

@@ -88,7 +88,7 @@ import heapq
 import itertools
 import operator
 import string
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import networkx as nx
@@ -479,14 +479,15 @@ def join_counts(coords: np.ndarray, labels: np.ndarray, n_labels: int) -> np.nda
 
 
 def _lengths(pixels: PixelSet, labels: np.ndarray, n_labels: int) -> np.ndarray:
-    """Step 3d: FilFinder's length (px) of each branch label 0..n (index 0 unused): 0.5 for one pixel, else:
+    """Step 3d: FilFinder's length (px) of each branch label 0..n (index 0 unused).
 
-    4-connected runs of n > 1 pixels count n - 1; the remaining pixels form
-    diagonal chains, each of n pixels counting (n - 1) sqrt(2); if there is
-    any 4-connected run, each join between a run and a diagonal step adds
-    sqrt(2) (:func:`join_counts`). Summed as FilFinder does, so that equal
-    lengths compare equal. All branches at once: branches of >= 2 pixels
-    never touch one another, so runs and chains never mix branches.
+    A branch of one pixel has length 0.5; otherwise 4-connected runs of n > 1
+    pixels count n - 1; the remaining pixels form diagonal chains, each of n
+    pixels counting (n - 1) sqrt(2); if there is any 4-connected run, each
+    join between a run and a diagonal step adds sqrt(2) (:func:`join_counts`).
+    Summed as FilFinder does, so that equal lengths compare equal. All
+    branches at once: branches of >= 2 pixels never touch one another, so
+    runs and chains never mix branches.
     """
     sizes = np.bincount(labels, minlength=n_labels + 1)
     multi = (labels > 0) & (sizes[labels] >= 2)

@@ -26,7 +26,8 @@ from typing import ParamSpec, TypeVar
 import cv2
 import matplotlib.style
 import numpy as np
-from matplotlib import colormaps, dates as mdates, ticker
+from matplotlib import colormaps, ticker
+from matplotlib import dates as mdates
 from matplotlib.axes import Axes
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize

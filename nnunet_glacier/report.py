@@ -41,8 +41,6 @@ from nnunet_glacier.paper import CAFFE_BASELINES_M, HERRMANN_2023_MDE_M
 from nnunet_glacier.postprocess import choose_route
 from nnunet_glacier.synthetic import MARKER, is_synthetic
 
-
-
 OVERLAYS_PER_EXPERIMENT = 4
 
 

@@ -184,7 +184,7 @@ def read_vector(path: str | Path, geometry: str) -> tuple[np.ndarray, str | None
         return _checked(path, coords.reshape(-1, 2) if coords.size else coords, geometry), None
     import pyogrio
     import shapely
-    from pyogrio.errors import DataSourceError, DataLayerError
+    from pyogrio.errors import DataLayerError, DataSourceError
 
     try:
         meta, _, geometries, _ = pyogrio.raw.read(path, read_geometry=True)
@@ -255,7 +255,8 @@ def box_position(lines_m: Sequence[np.ndarray], box: Box) -> tuple[float, float]
     See the module doc: area between the upstream edge and the front,
     divided by the box width.
     """
-    from shapely import LineString, MultiLineString, box as rectangle, get_parts
+    from shapely import LineString, MultiLineString, get_parts
+    from shapely import box as rectangle
 
     if not lines_m:
         return math.nan, 0.0

@@ -84,7 +84,7 @@ def write_slurm_jobs(experiments: list[Experiment], data: Path, work: Path, out_
     log_dir = RunLayout.in_work_dir(work).slurm_logs
     written = []
     submit = ["#!/bin/bash", "# Submit every job with its dependencies: bash submit_all.sh", "set -euo pipefail",
-              f"mkdir -p {shlex.quote(str(log_dir))}", f'cd "$(dirname "$0")"']
+              f"mkdir -p {shlex.quote(str(log_dir))}", 'cd "$(dirname "$0")"']
     finish_ids = []
     previous_prepare_of_dataset: dict[int, str] = {}
     for experiment in experiments:

@@ -42,7 +42,6 @@ from nnunet_glacier.atomic import write_json, write_png, write_text
 from nnunet_glacier.errors import InputError
 from nnunet_glacier.experiments import TASKS
 
-
 GLACIERS_BY_SPLIT = {"train": ("Crane", "DBE", "JAC", "Jorum", "SI"), "test": ("COL", "Mapple")}
 #: Pixel size in metres written into the names, per sensor (CaFFe's resolutions).
 SENSOR_RESOLUTION_M = {"RSAT": 12, "S1": 20, "ENVISAT": 20, "ERS": 20, "PALSAR": 17, "TSX": 7, "TDX": 6}
@@ -75,7 +74,7 @@ class Fjord:
     flip_cols: bool
 
     @classmethod
-    def random(cls, rng: np.random.Generator) -> "Fjord":
+    def random(cls, rng: np.random.Generator) -> Fjord:
         """A fjord with random wall and front shapes and a random orientation."""
         return cls((rng.random(), rng.random()), rng.random(), bool(rng.integers(2)), bool(rng.integers(2)))
 

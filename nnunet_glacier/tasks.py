@@ -9,8 +9,8 @@ Class indices follow :mod:`nnunet_glacier.labels` (zones 0 NA, 1 rock,
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -30,7 +30,7 @@ class Task:
     class_names: tuple[str, ...]
     png_values: tuple[int, ...]
     suffix: str
-    build: Callable[[np.ndarray, np.ndarray, "LabelSettings"], np.ndarray] = field(repr=False, compare=False)
+    build: Callable[[np.ndarray, np.ndarray, LabelSettings], np.ndarray] = field(repr=False, compare=False)
 
     @property
     def n_classes(self) -> int:

@@ -96,7 +96,7 @@ _MULTIARRAY = np._core.multiarray if hasattr(np, "_core") else np.core.multiarra
 
 
 def _numpy_dtype_classes() -> list[type]:
-    """numpy's dtype classes (``numpy.dtypes``, numpy >= 1.25), which pickles of numpy 2 refer to."""
+    """Numpy's dtype classes (``numpy.dtypes``, numpy >= 1.25), which pickles of numpy 2 refer to."""
     return [value for value in vars(getattr(np, "dtypes", object())).values()
             if isinstance(value, type) and issubclass(value, np.dtype)]
 

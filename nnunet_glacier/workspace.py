@@ -24,18 +24,18 @@ class Workspace:
     results: Path
 
     @classmethod
-    def from_work_dir(cls, work: str | Path) -> "Workspace":
+    def from_work_dir(cls, work: str | Path) -> Workspace:
         work = Path(work).resolve()
         return cls(work / "nnUNet_raw", work / "nnUNet_preprocessed", work / "nnUNet_results")
 
     @classmethod
-    def resolve(cls, work: str | Path | None, default: str | Path = DEFAULT_WORK) -> "Workspace":
+    def resolve(cls, work: str | Path | None, default: str | Path = DEFAULT_WORK) -> Workspace:
         """``work`` if given; else the user's nnU-Net variables if all are set; else ``default`` (``./work``)."""
         if work is None and all(os.environ.get(v) for v in NNUNET_FOLDERS):
             return cls(*(Path(os.environ[v]) for v in NNUNET_FOLDERS))
         return cls.from_work_dir(work if work is not None else default)
 
-    def activate(self) -> "Workspace":
+    def activate(self) -> Workspace:
         """Create the folders and export them (and our trainer folder) to nnU-Net."""
         for name, path in zip(NNUNET_FOLDERS, (self.raw, self.preprocessed, self.results)):
             path.mkdir(parents=True, exist_ok=True)

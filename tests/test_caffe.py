@@ -15,7 +15,6 @@ from nnunet_glacier.caffe import ConversionWarning, SceneName
 from nnunet_glacier.errors import InputError
 from nnunet_glacier.synthetic import generate_caffe
 
-
 STEM = "Jorum_2010-11-05_TSX_7_1_110"
 
 

@@ -13,5 +13,5 @@ def test_ci_script_runs_the_test_command():
     assert lines[0] == "#!/usr/bin/env bash"
     assert "set -euo pipefail" in lines
     assert '.venv/bin/pip install -e ".[test]"' in lines
-    assert lines[-1] == TEST_COMMAND
+    assert lines[-2:] == [".venv/bin/ruff check .", TEST_COMMAND]  # the style is checked before the tests
     assert os.access(CI_RUN, os.X_OK)

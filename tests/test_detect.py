@@ -176,7 +176,7 @@ def test_corrupt_scene_fails_alone(detected, scenes):
 
 def test_two_folds_are_ensembled_and_outputs_are_complete(detected):
     _, out = detected
-    for stem, record in records(out).items():
+    for record in records(out).values():
         assert record["folds"] == [0, 1] and record["route"] == "fused"
         for name in record["outputs"].values():
             assert (out / name).stat().st_size > 0
@@ -197,7 +197,7 @@ def test_geotiff_scene_gets_georeferenced_masks(detected):
 def test_geojson_lines_lie_on_the_predicted_front_pixels(detected):
     _, out = detected
     checked = 0
-    for stem, record in records(out).items():
+    for record in records(out).values():
         front = geo.read_scene(out / record["outputs"]["front"], default_pixel_size_m=1.0,
                                zero_border=False).image == 255
         lines = [np.asarray(shapely.from_wkb(wkb).coords)

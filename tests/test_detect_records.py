@@ -17,6 +17,7 @@ import pytest
 import rasterio
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
+from standin_predictor import StandInPredictor, scene_image
 
 from nnunet_glacier import geo
 from nnunet_glacier.atomic import write_png
@@ -24,7 +25,6 @@ from nnunet_glacier.caffe import read_grey
 from nnunet_glacier.detect import OutputOptions, detect
 from nnunet_glacier.errors import InputError
 from nnunet_glacier.postprocess import PostprocessSettings
-from standin_predictor import StandInPredictor, scene_image
 
 TESTS = Path(__file__).parent
 STEMS = [f"JAC_2015-0{month}-01_TSX_20_1_00{month}" for month in (1, 2, 3)]

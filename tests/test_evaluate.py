@@ -11,15 +11,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import CAFFE_256_PIXEL_SIZE_M
 from scipy import stats
 
-from conftest import CAFFE_256_PIXEL_SIZE_M
 from nnunet_glacier import caffe, compare, postprocess
 from nnunet_glacier.cli import main
 from nnunet_glacier.compare import compare_runs
 from nnunet_glacier.errors import InputError
 from nnunet_glacier.evaluate import PER_IMAGE_COLUMNS, evaluate_predictions
-
 
 #: The per_image.csv contract other modules (plots) rely on.
 EXPECTED_COLUMNS = ("stem,glacier,date,season,sensor,resolution_m,pixel_size_m,route,n_pred_px,n_true_px,mde_m,"

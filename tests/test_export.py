@@ -19,7 +19,6 @@ from nnunet_glacier.experiments import Experiment, get_experiment
 from nnunet_glacier.nnunet.export import CHANNEL_SUFFIX, export_dataset
 from nnunet_glacier.synthetic import generate_caffe
 
-
 CLI = Path(sys.executable).with_name("nnunet-glacier")
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
 import pyogrio
+import pytest
 import rasterio
 import shapely
 from rasterio.crs import CRS

@@ -6,14 +6,14 @@ answers.
 """
 from __future__ import annotations
 
+import front_cases
 import numpy as np
 import pytest
+from conftest import CAFFE_256
 from scipy import ndimage
 from skimage.draw import circle_perimeter
 from skimage.morphology import medial_axis, skeletonize
 
-import front_cases
-from conftest import CAFFE_256
 from nnunet_glacier import longest_path, postprocess
 
 HAS_CAFFE_256 = (CAFFE_256 / "fronts" / "test").is_dir()

@@ -9,8 +9,12 @@ from nnunetv2.training.loss.compound_losses import DC_and_CE_loss
 from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
 
 from nnunet_glacier import labels
-from nnunet_glacier.nnunet.networks import (MultiTaskUNet, joint_log_probabilities, task_log_probabilities,
-                                            task_probabilities)
+from nnunet_glacier.nnunet.networks import (
+    MultiTaskUNet,
+    joint_log_probabilities,
+    task_log_probabilities,
+    task_probabilities,
+)
 from nnunet_glacier.nnunet.trainers.multitask import MultiTaskLoss
 
 

@@ -18,8 +18,14 @@ import torch
 
 from nnunet_glacier.caffe import read_grey
 from nnunet_glacier.nnunet.networks import task_probabilities
-from nnunet_glacier.nnunet.predict import (NNUNET_SPACING, GlacierPredictor, ScenePrediction, mean_prediction,
-                                           predict_images, write_prediction)
+from nnunet_glacier.nnunet.predict import (
+    NNUNET_SPACING,
+    GlacierPredictor,
+    ScenePrediction,
+    mean_prediction,
+    predict_images,
+    write_prediction,
+)
 from nnunet_glacier.uncertainty import fold_disagreement, normalised_entropy
 
 REPO = Path(__file__).resolve().parents[1]

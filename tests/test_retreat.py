@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
+from standin_predictor import StandInPredictor
 
 from nnunet_glacier import geo, postprocess
 from nnunet_glacier.atomic import write_png, write_text
@@ -18,8 +19,6 @@ from nnunet_glacier.detect import SceneFront, SceneSettings, read_records, scene
 from nnunet_glacier.errors import InputError
 from nnunet_glacier.quality import QUALITY_CSV, QualitySettings, quality_csv, quality_rows
 from nnunet_glacier.retreat import read_vector, retreat
-from standin_predictor import StandInPredictor
-
 
 SHAPE = (30, 40)
 PIXEL_M = 10.0
@@ -31,7 +30,7 @@ TRANSFORM = from_origin(1000.0, 2000.0, PIXEL_M, PIXEL_M)
 def write_detected(out: Path, stem: str, front_col: int, *, georeferenced: bool = False,
                    disagreement: float = 0.05, crs: CRS = UTM_22N, pixel_m: float = PIXEL_M,
                    coast: bool = False) -> None:
-    """detect's outputs for a scene whose glacier (left) meets the ocean (right) along one column.
+    """Detect's outputs for a scene whose glacier (left) meets the ocean (right) along one column.
 
     With ``coast``, rock walls (5 rows at the top and bottom) line the fjord,
     and a 2 px glacier strip along them out in the ocean makes false fronts

@@ -33,7 +33,6 @@ from nnunet_glacier.atomic import atomic_folder, remove_stale_temporaries, write
 from nnunet_glacier.errors import InputError
 from nnunet_glacier.experiments import Experiment
 
-
 CHANNEL_SUFFIX = "_0000"
 
 

@@ -60,7 +60,10 @@ def plan_and_preprocess(experiment: Experiment, workspace: Workspace, *, num_pro
     environment). Returns the plans file.
     """
     from nnunetv2.experiment_planning.plan_and_preprocess_api import (
-        extract_fingerprint_dataset, plan_experiment_dataset, preprocess_dataset)
+        extract_fingerprint_dataset,
+        plan_experiment_dataset,
+        preprocess_dataset,
+    )
 
     extract_fingerprint_dataset(experiment.dataset_id, num_processes=num_processes,
                                 check_dataset_integrity=verify, clean=True, verbose=False)
