@@ -410,7 +410,10 @@ def task_name(model: V1Model, plans: dict[str, Any]) -> str | None:
 
 
 def v2_plans(v1: V1Network, dataset: str) -> dict[str, Any]:
-    """nnU-Net v2 plans with one configuration, ``2d``, reproducing the v1 network and preprocessing."""
+    """nnU-Net v2 plans with one configuration, ``2d``, reproducing the v1 network, preprocessing and averaging
+    (of class probabilities over mirrored copies and tiles, :data:`~nnunet_glacier.nnunet.predict.AVERAGE_PROBABILITIES`)."""
+    from nnunet_glacier.nnunet.predict import AVERAGE_PROBABILITIES
+
     topology, stage = v1.topology, v1.stage
     median = [int(size) for size in _plans_entry(stage, "median_patient_size_in_voxels", v1.info)][-2:]
     use_mask = [bool(value) for value in _plans_entry(v1.plans, "use_mask_for_norm", v1.info).values()]
@@ -418,6 +421,7 @@ def v2_plans(v1: V1Network, dataset: str) -> dict[str, Any]:
     configuration = {
         "data_identifier": f"{V2_PLANS}_{CONFIGURATION}",
         "preprocessor_name": "DefaultPreprocessor",
+        AVERAGE_PROBABILITIES: True,
         "batch_size": int(_plans_entry(stage, "batch_size", v1.info)),
         "patch_size": [int(size) for size in stage["patch_size"]],
         "median_image_size_in_voxels": median,

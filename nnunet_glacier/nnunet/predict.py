@@ -46,6 +46,9 @@ from nnunet_glacier.workspace import add_trainer_path
 NNUNET_SPACING = [999.0, 1.0, 1.0]  # what nnU-Net's 2-D PNG reader reports
 #: Sliding-window step (fraction of the patch) of the ``--fast`` preset, which also turns mirroring off.
 FAST_STEP_SIZE = 0.75
+#: Key of a plans configuration whose models average class probabilities over mirrored copies and tiles, as
+#: nnU-Net v1 did (set by ``model import-v1``; see :mod:`~nnunet_glacier.nnunet.window`), not logits as v2 does.
+AVERAGE_PROBABILITIES = "average_probabilities"
 
 
 @dataclass(frozen=True)
@@ -262,7 +265,9 @@ class GlacierPredictor:
             offset = crop_rows.start - valid_rows.start
             return slice(start - first, stop - first), slice(start + offset, stop + offset)
 
-        for band in stream_bands(self.nnunet, padded, progress=self.tile_progress):
+        average_probabilities = bool(self.nnunet.configuration_manager.configuration.get(AVERAGE_PROBABILITIES))
+        for band in stream_bands(self.nnunet, padded, progress=self.tile_progress,
+                                 average_probabilities=average_probabilities):
             assembler.begin_band(scene_rows(band.first, band.end)[1])
             for fold, first, end, logits in band.fold_logits():
                 within, rows = scene_rows(first, end)

@@ -20,7 +20,11 @@ the network call with test-time mirroring
 (``nnUNetPredictor._internal_maybe_mirror_and_predict``), and the
 accumulation: logits times the Gaussian added in ``float16`` tile by tile in
 nnU-Net's order (rows, then columns), divided by the summed Gaussian in
-``float16``. On CUDA the network runs under autocast, in channels-last
+``float16``. Models of nnU-Net v1 (``model import-v1``) average class
+*probabilities* instead, as v1's ``predict_2D`` does: with
+``average_probabilities`` each mirrored copy's softmax is averaged and
+Gaussian-weighted, and the bands hand on the logarithm of the averaged
+probabilities, whose softmax downstream gives them back unchanged. On CUDA the network runs under autocast, in channels-last
 memory format, and tiles are copied to the device from pinned memory.
 """
 from __future__ import annotations
@@ -74,9 +78,33 @@ def _prepare_network(nnunet) -> None:
     nnunet.network = network.eval()
 
 
+class SoftmaxOf(torch.nn.Module):
+    """A network's class probabilities (softmax over the channels) in place of its logits."""
+
+    def __init__(self, network: torch.nn.Module):
+        super().__init__()
+        self.network = network
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.network(x).float(), 1)
+
+
+def _mirrored_prediction(nnunet, tiles: torch.Tensor, probabilities: bool) -> torch.Tensor:
+    """nnU-Net's (mirrored) prediction of ``tiles``: the mean logits, or with ``probabilities`` the mean softmax."""
+    if not probabilities:
+        return nnunet._internal_maybe_mirror_and_predict(tiles)
+    network = nnunet.network
+    nnunet.network = SoftmaxOf(network)  # nnU-Net's own mirroring, of probabilities (nnU-Net v1's averaging)
+    try:
+        return nnunet._internal_maybe_mirror_and_predict(tiles)
+    finally:
+        nnunet.network = network
+
+
 def _tile_logits(nnunet, band: torch.Tensor, cols: Sequence[int], patch: Sequence[int],
-                 gaussian: torch.Tensor) -> torch.Tensor:
-    """The Gaussian-weighted logits ``(tiles, classes, *patch)`` (on the CPU) of the band's tiles at ``cols``.
+                 gaussian: torch.Tensor, probabilities: bool = False) -> torch.Tensor:
+    """The Gaussian-weighted logits ``(tiles, classes, *patch)`` (on the CPU) of the band's tiles at ``cols``
+    (with ``probabilities``: class probabilities, see the module doc).
 
     ``band``: the preprocessed input rows of one tile row ``(channels, patch rows, width)``.
     """
@@ -85,9 +113,9 @@ def _tile_logits(nnunet, band: torch.Tensor, cols: Sequence[int], patch: Sequenc
     if device.type == "cuda":
         tiles = tiles.pin_memory().to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         with torch.autocast("cuda"):
-            logits = nnunet._internal_maybe_mirror_and_predict(tiles)
+            logits = _mirrored_prediction(nnunet, tiles, probabilities)
     else:
-        logits = nnunet._internal_maybe_mirror_and_predict(tiles.to(device))
+        logits = _mirrored_prediction(nnunet, tiles.to(device), probabilities)
     logits *= gaussian
     return logits.to("cpu")
 
@@ -102,7 +130,8 @@ class Band:
     fold_logits: Callable[[], Iterator[tuple[int, int, int, torch.Tensor]]]
 
 
-def stream_bands(nnunet, data: torch.Tensor, *, progress: bool = False) -> Iterator[Band]:
+def stream_bands(nnunet, data: torch.Tensor, *, progress: bool = False,
+                 average_probabilities: bool = False) -> Iterator[Band]:
     """The sliding window of ``data`` band by band, top to bottom (see the module doc).
 
     ``nnunet``: an initialised ``nnUNetPredictor`` (network, the folds'
@@ -115,6 +144,8 @@ def stream_bands(nnunet, data: torch.Tensor, *, progress: bool = False) -> Itera
     :data:`CHUNK_ROWS`, as ``float32`` averaged logits ``(classes, rows,
     cols)``. Run it through before asking for the next band. Between bands
     each fold keeps only the rows its tiles overlap into the next band.
+    ``average_probabilities``: nnU-Net v1's averaging (module doc); the
+    yielded "logits" are then the logarithm of the averaged probabilities.
     """
     patch = tuple(int(p) for p in nnunet.configuration_manager.patch_size)
     height, width = data.shape[1:]
@@ -142,12 +173,14 @@ def stream_bands(nnunet, data: torch.Tensor, *, progress: bool = False) -> Itera
             with torch.inference_mode():
                 for first in range(0, len(cols), batch):
                     batch_cols = cols[first:first + batch]
-                    for col, logits in zip(batch_cols, _tile_logits(nnunet, band, batch_cols, patch, gaussian)):
+                    tile_logits = _tile_logits(nnunet, band, batch_cols, patch, gaussian, average_probabilities)
+                    for col, logits in zip(batch_cols, tile_logits):
                         working[:, :, col:col + patch[1]] += logits
                     bar.update(len(batch_cols))
             for start in range(0, bottom - top, CHUNK_ROWS):
                 stop = min(start + CHUNK_ROWS, bottom - top)
-                yield index, top + start, top + stop, (working[:, start:stop] / weight[start:stop]).float()
+                mean = (working[:, start:stop] / weight[start:stop]).float()
+                yield index, top + start, top + stop, mean.log() if average_probabilities else mean
             carries[index] = working[:, bottom - top:].clone()
 
     with bar:
