@@ -22,6 +22,13 @@ def caffe_256() -> Path:
     return CAFFE_256
 
 
+@pytest.fixture
+def glacier_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``$NNUNET_GLACIER_HOME`` in a fresh folder: installed models and downloads never touch the user's cache."""
+    monkeypatch.setenv("NNUNET_GLACIER_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small synthetic CaFFe root: 8 train and 4 test scenes of 128 x 128 px, with bounding boxes."""

@@ -37,11 +37,8 @@ TASK = "Task500_Glacier_zonefronts"
 V1_FOLDER = "nnUNetTrainerV2__nnUNetPlansv2.1"
 
 
-@pytest.fixture(autouse=True)
-def glacier_home(tmp_path, monkeypatch) -> Path:
-    """Installed models go to a fresh folder, never the user's cache."""
-    monkeypatch.setenv("NNUNET_GLACIER_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
+#: Installed models and downloads go to a fresh folder, never the user's cache (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("glacier_home")
 
 
 def v1_plans(folder: Path, image_shape: tuple[int, int], *, num_classes: int = 4) -> Path:

@@ -15,11 +15,8 @@ DATASET = "Dataset506_CaFFeFused"
 FOLDER = "nnUNetTrainerGlacier__nnUNetPlans__2d_demo"
 
 
-@pytest.fixture(autouse=True)
-def glacier_home(tmp_path, monkeypatch) -> Path:
-    """Installed models and downloads go to a fresh folder, never the user's cache."""
-    monkeypatch.setenv("NNUNET_GLACIER_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
+#: Installed models and downloads go to a fresh folder, never the user's cache (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("glacier_home")
 
 
 def fake_model(root: Path, folds=(0, 1)) -> Path:
