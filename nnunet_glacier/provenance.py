@@ -102,6 +102,15 @@ def made_from(settings: Mapping[str, Any], inputs: Iterable[str | os.PathLike],
     return {"settings": _as_json(dict(settings)), "inputs": stamp_files(inputs, root)}
 
 
+def content_digest(record: Mapping[str, Any] | None) -> str | None:
+    """A digest of what a :func:`made_from` record's work was made from — settings and input contents, not file
+    times — so that work made from it stays current when its inputs are rewritten unchanged (``None``: no record)."""
+    if record is None:
+        return None
+    contents = {name: stamp.get("sha256") for name, stamp in record.get("inputs", {}).items()}
+    return digest({"settings": record.get("settings"), "inputs": contents})
+
+
 def is_current(record: Mapping[str, Any] | None, settings: Mapping[str, Any],
                inputs: Iterable[str | os.PathLike], root: str | os.PathLike | None = None) -> bool:
     """Whether ``record`` (from :func:`made_from`, or ``None``) still describes ``settings`` and ``inputs``."""

@@ -68,7 +68,7 @@ from nnunet_glacier.errors import InputError
 from nnunet_glacier.experiments import Experiment
 from nnunet_glacier.layout import Fold, RunLayout, fold_member, members
 from nnunet_glacier.locks import exclusive
-from nnunet_glacier.provenance import digest, is_current, made_from, read_record
+from nnunet_glacier.provenance import content_digest, is_current, made_from, read_record
 from nnunet_glacier.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -127,15 +127,6 @@ def _redo_unless_current(record: Path, settings: Mapping[str, Any], inputs: Sequ
     stamped = made_from(settings, inputs)
     work()
     _write_record(record, stamped)
-
-
-def _content_digest(record: Mapping[str, Any] | None) -> str | None:
-    """A digest of what a record's work was made from — settings and input contents, not file times —
-    so that work made from it stays current when its inputs are rewritten unchanged (``None``: no record)."""
-    if record is None:
-        return None
-    contents = {name: stamp.get("sha256") for name, stamp in record.get("inputs", {}).items()}
-    return digest({"settings": record.get("settings"), "inputs": contents})
 
 
 def _files(samples: Iterable[caffe.Sample], kinds: Sequence[str]) -> list[Path]:
@@ -199,7 +190,7 @@ def training_settings(run: Reproduction, experiment: Experiment, fold: Fold) -> 
     from nnunet_glacier.nnunet.plans import trained_configuration
 
     schedule = experiment.training
-    return {"plan": _content_digest(read_record(run.layout.record("plan", experiment.dataset))),
+    return {"plan": content_digest(read_record(run.layout.record("plan", experiment.dataset))),
             "plans": trained_configuration(experiment, run.workspace), "trainer": experiment.trainer,
             "fold": str(fold), "seed": run.seed,
             "epochs": run.max_epochs if run.max_epochs is not None else schedule.epochs,

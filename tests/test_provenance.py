@@ -41,6 +41,20 @@ def test_digest_is_stable_and_order_free():
     assert provenance.digest({"a": 1}) != provenance.digest({"a": 2})
 
 
+def test_a_records_content_digest_ignores_file_times_but_not_contents(tmp_path):
+    path = tmp_path / "a.txt"
+    path.write_text("a")
+    record = provenance.made_from({"k": 1}, [path], root=tmp_path)
+    os.utime(path, ns=(0, 10**9))
+    rewritten = provenance.made_from({"k": 1}, [path], root=tmp_path)
+    assert rewritten["inputs"] != record["inputs"]  # another time ...
+    assert provenance.content_digest(rewritten) == provenance.content_digest(record)  # ... same content
+    path.write_text("b")
+    assert provenance.content_digest(provenance.made_from({"k": 1}, [path], root=tmp_path)) \
+        != provenance.content_digest(record)
+    assert provenance.content_digest(None) is None
+
+
 def test_a_missing_or_corrupt_record_reads_as_none(tmp_path):
     assert provenance.read_record(tmp_path / "none.json") is None
     (tmp_path / "bad.json").write_text("{cut")
