@@ -14,7 +14,7 @@ For every run (stock baselines and our experiments) and seed: train one fold
 with ``train_fold`` (torch, NumPy and ``random`` seeded; data loading
 in-process so a seed repeats), predict the test split with our predictor
 (sliding window, test-time mirroring), evaluate every route the model has
-with the benchmark-exact evaluator (:mod:`nnunet_glacier.evaluate`), plus the
+with the benchmark-exact evaluator (:mod:`nnunet_glacier.evaluation.evaluate`), plus the
 post-processing options beside it (``fused_split``, ``fused_front`` for fused
 maps, stock's included: an improvement that is pure post-processing shows on
 stock too). Then one table: per run and route the pooled MDE (px and m),
@@ -81,11 +81,11 @@ os.environ["nnUNet_n_proc_DA"] = "0"  # in-process data loading: seeded runs rep
 
 import numpy as np  # noqa: E402
 
-from nnunet_glacier import caffe  # noqa: E402
-from nnunet_glacier.atomic import write_json, write_text  # noqa: E402
+from nnunet_glacier.data import caffe  # noqa: E402
+from nnunet_glacier.data.experiments import Experiment, get_experiment, load_experiments  # noqa: E402
 from nnunet_glacier.errors import InputError  # noqa: E402
-from nnunet_glacier.experiments import Experiment, get_experiment, load_experiments  # noqa: E402
-from nnunet_glacier.workspace import Workspace  # noqa: E402
+from nnunet_glacier.nnunet.workspace import Workspace  # noqa: E402
+from nnunet_glacier.utilities.atomic import write_json, write_text  # noqa: E402
 
 DEFAULT_DATA = Path(os.environ.get("CAFFE_256", Path(__file__).resolve().parents[2] / "shared" / "data" / "caffe_256"))
 NOMINAL_PIXEL_SIZE_M = 75.0
@@ -195,7 +195,7 @@ def check_budget(paths: Paths, budget: Budget) -> None:
 
 def prepare(paths: Paths, budget: Budget, runs: Sequence[str], processes: int) -> None:
     """Export, plan and preprocess each dataset once (shared by all runs and seeds), then the 2d_bench configuration."""
-    from nnunet_glacier.reproduce import Reproduction, export_step, plan_step
+    from nnunet_glacier.pipeline.reproduce import Reproduction, export_step, plan_step
 
     experiments = {}
     for run in runs:
@@ -324,8 +324,8 @@ def ensemble_seeds(paths: Paths, budget: Budget, run: str, seeds: Sequence[int])
 
 def evaluate_all(paths: Paths, budget: Budget, runs: Sequence[str], seeds: Sequence[int], processes: int) -> None:
     """Evaluate every finished run and every seed ensemble afresh (the evaluator may have changed; it is quick)."""
-    from nnunet_glacier.evaluate import evaluate_predictions
-    from nnunet_glacier.postprocess import PostprocessSettings
+    from nnunet_glacier.evaluation.evaluate import evaluate_predictions
+    from nnunet_glacier.postprocessing.postprocess import PostprocessSettings
 
     folders = [(paths.predictions(seed, run), paths.evaluation(seed, run), f"seed {seed} {run}")
                for seed in seeds for run in runs if paths.record(seed, run).is_file()]
@@ -342,7 +342,7 @@ def evaluate_all(paths: Paths, budget: Budget, runs: Sequence[str], seeds: Seque
 
 def read_per_image(path: Path) -> dict[str, dict[str, dict[str, float]]]:
     """``{route: {stem: row}}`` of an evaluation's per_image.csv; per row the MDE in px and its distance count."""
-    from nnunet_glacier.csv_tables import read_csv
+    from nnunet_glacier.utilities.csv_tables import read_csv
 
     columns = ("stem", "route", "n_pred_px", "n_true_px", "no_front", "mde_m", "pixel_size_m", "iou_macro")
     routes: dict[str, dict[str, dict[str, float]]] = {}
@@ -395,7 +395,7 @@ def seed_mean_mde(per_seed: Sequence[dict[str, dict[str, float]]], metres: bool 
 
 def _compare(results: dict[str, Any], per_image: dict[str, dict[str, float]]) -> None:
     """Add each row's ratios of pooled MDE to stock (exact route; best route) and its paired tests."""
-    from nnunet_glacier.compare import against_baseline, paired_wilcoxon
+    from nnunet_glacier.evaluation.compare import against_baseline, paired_wilcoxon
 
     pooled = {key: e["mde_pooled_px"]["mean"] if isinstance(e["mde_pooled_px"], dict) else e["mde_pooled_px"]
               for key, e in results.items()}
@@ -529,7 +529,7 @@ def machine() -> dict[str, Any]:
 
 def write_results(paths: Paths, budget: Budget, seeds: Sequence[int], runs: Sequence[str], collected: dict,
                   wall_s: float) -> None:
-    from nnunet_glacier import plots
+    from nnunet_glacier.evaluation import plots
 
     records = [json.loads(paths.record(s, r).read_text()) for s in seeds for r in runs
                if paths.record(s, r).is_file()]

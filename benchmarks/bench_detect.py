@@ -4,7 +4,7 @@ For every scene size (Mpx, square synthetic scenes written as PNG) and fold
 count, three cases run, each in a fresh subprocess (so that peak memory is the
 case's own: the child's ``ru_maxrss``):
 
-- ``ours``: :func:`nnunet_glacier.detect.detect` on the scene file — reading,
+- ``ours``: :func:`nnunet_glacier.field.detect.detect` on the scene file — reading,
   no-data mask, nnU-Net's preprocessing, the streamed sliding window over
   every fold, ensemble, uncertainty, post-processing, rasters, GeoJSON,
   overlay, record;
@@ -70,7 +70,7 @@ class NetworkClock:
 
 def scene_file(folder: Path, mpx: float) -> Path:
     """A square synthetic scene of ``mpx`` megapixels as PNG in ``folder`` (written once)."""
-    from nnunet_glacier.atomic import write_png
+    from nnunet_glacier.utilities.atomic import write_png
 
     side = int(round(np.sqrt(mpx * 1e6)))
     path = folder / f"scene_{side}px.png"
@@ -83,13 +83,13 @@ def run_case(case: dict) -> dict:
     """Run one case in this process; returns its measurements (seconds, GB, Mpx/s)."""
     import torch
 
-    from nnunet_glacier.caffe import read_grey
+    from nnunet_glacier.data.caffe import read_grey
     from nnunet_glacier.nnunet.predict import NNUNET_SPACING, GlacierPredictor
 
     model, folds, scene = Path(case["model"]), list(range(case["folds"])), Path(case["scene"])
     start = time.perf_counter()
     if case["tool"] in ("ours", "predict"):
-        from nnunet_glacier.postprocess import choose_route
+        from nnunet_glacier.postprocessing.postprocess import choose_route
 
         predictor = GlacierPredictor(model, folds, device=case["device"], mirroring=case["mirroring"],
                                      tile_progress=False, low_memory=case["low_memory"])
@@ -105,7 +105,7 @@ def run_case(case: dict) -> dict:
     clock = NetworkClock(nnunet.network)
     started = time.perf_counter()
     if case["tool"] == "ours":
-        from nnunet_glacier.detect import detect
+        from nnunet_glacier.field.detect import detect
 
         report = detect(predictor, [scene], Path(case["out"]), pixel_size_m=PIXEL_SIZE_M, progress=False)
         if report.failed:

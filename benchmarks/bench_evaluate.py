@@ -8,11 +8,11 @@ plus a few spurious blobs. ``--quick``: 6 scenes of 600..800 px.
 
 Timed:
 
-- the whole evaluator (:func:`nnunet_glacier.evaluate.evaluate_predictions`:
+- the whole evaluator (:func:`nnunet_glacier.evaluation.evaluate.evaluate_predictions`:
   reading PNGs, post-processing both routes, bounding boxes, MDE, zone
   metrics, writing outputs), with one process and with all cores;
 - the MDE stage alone on the post-processed fronts: ours
-  (:func:`nnunet_glacier.metrics.front_error`, KD-trees) against the
+  (:func:`nnunet_glacier.evaluation.metrics.front_error`, KD-trees) against the
   baseline, the reference approach: for each direction the full
   ``scipy.spatial.distance.cdist`` matrix between predicted and true front
   pixels and its row minima (in row blocks so the matrix fits in memory);
@@ -37,9 +37,10 @@ import cv2
 import numpy as np
 from scipy.spatial.distance import cdist
 
-from nnunet_glacier import caffe, metrics
-from nnunet_glacier.evaluate import POST_SUFFIX, evaluate_predictions
-from nnunet_glacier.labels import GLACIER, NA, OCEAN, ROCK
+from nnunet_glacier.data import caffe
+from nnunet_glacier.data.labels import GLACIER, NA, OCEAN, ROCK
+from nnunet_glacier.evaluation import metrics
+from nnunet_glacier.evaluation.evaluate import POST_SUFFIX, evaluate_predictions
 
 ZONE_PNG = np.array([0, 64, 127, 254], dtype=np.uint8)  # class -> CaFFe pixel value
 GLACIERS = (("COL", 7), ("COL", 20), ("Mapple", 6), ("Mapple", 20))
@@ -124,7 +125,7 @@ def all_pairs_nearest(from_px: np.ndarray, to_px: np.ndarray) -> np.ndarray:
 
 
 def baseline_front_error(pred: np.ndarray, true: np.ndarray, pixel_size_m: float) -> metrics.FrontError:
-    """Baseline :class:`~nnunet_glacier.metrics.FrontError` from all pairwise distances (the reference approach)."""
+    """Baseline :class:`~nnunet_glacier.evaluation.metrics.FrontError` from all pairwise distances (the reference approach)."""
     pred_px, true_px = np.argwhere(pred > 0), np.argwhere(true > 0)
     if len(pred_px) == 0 or len(true_px) == 0:
         return metrics.FrontError(len(pred_px), len(true_px), 0.0)

@@ -14,7 +14,7 @@ scene's label a fixed set of predictions is drawn (seed ``--seed``):
   missing from the prediction;
 - fused maps: those zone maps with the perturbed front band as class 4.
 
-Both sides see the same PNGs. Ours: :func:`nnunet_glacier.evaluate.evaluate_predictions`.
+Both sides see the same PNGs. Ours: :func:`nnunet_glacier.evaluation.evaluate.evaluate_predictions`.
 The reference: tests/caffe_reference.py, the published evaluation's steps
 (skimage + FilFinder + scikit-learn, see there), with FilFinder's random
 tie-break pinned to the published one. Printed per route: pooled and mean
@@ -45,8 +45,9 @@ sys.path.insert(0, str(REPO / "tests"))   # the reference pipeline lives beside 
 
 import caffe_reference as reference  # noqa: E402
 
-from nnunet_glacier import caffe, metrics  # noqa: E402
-from nnunet_glacier.evaluate import evaluate_predictions  # noqa: E402
+from nnunet_glacier.data import caffe  # noqa: E402
+from nnunet_glacier.evaluation import metrics  # noqa: E402
+from nnunet_glacier.evaluation.evaluate import evaluate_predictions  # noqa: E402
 
 PIXEL_SIZE_M = 75.0
 MIN_LENGTH_M = 750.0

@@ -29,13 +29,13 @@ os.environ.setdefault("nnUNet_n_proc_DA", "0")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from nnunet_glacier.caffe import read_grey  # noqa: E402
-from nnunet_glacier.experiments import get_experiment  # noqa: E402
+from nnunet_glacier.data.caffe import read_grey  # noqa: E402
+from nnunet_glacier.data.experiments import get_experiment  # noqa: E402
+from nnunet_glacier.data.synthetic import generate_caffe  # noqa: E402
 from nnunet_glacier.nnunet.export import export_dataset  # noqa: E402
 from nnunet_glacier.nnunet.plans import plan_and_preprocess, write_configuration  # noqa: E402
 from nnunet_glacier.nnunet.training import resolve_device  # noqa: E402
-from nnunet_glacier.synthetic import generate_caffe  # noqa: E402
-from nnunet_glacier.workspace import Workspace  # noqa: E402
+from nnunet_glacier.nnunet.workspace import Workspace  # noqa: E402
 
 TRAINERS = [("nnUNetTrainer", "stl_zone"), ("nnUNetTrainerGlacier", "stl_zone"),
             ("nnUNetTrainerMTLLate", "mtl_late"), ("nnUNetTrainerMTLEarly", "mtl_early"),

@@ -98,8 +98,8 @@ def random_model(folder: str | Path, experiment_name: str = "stl_zone", folds: S
     from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-    from nnunet_glacier.experiments import get_experiment
-    from nnunet_glacier.workspace import add_trainer_path
+    from nnunet_glacier.data.experiments import get_experiment
+    from nnunet_glacier.nnunet.workspace import add_trainer_path
 
     experiment = get_experiment(experiment_name)
     folder = Path(folder)

@@ -17,19 +17,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from nnunet_glacier import __version__
-from nnunet_glacier.caffe import SPLITS
+from nnunet_glacier.data.caffe import SPLITS
+from nnunet_glacier.data.experiments import base_evaluation, experiment_names, profiles, resolve_profile
+from nnunet_glacier.data.synthetic import MIN_SIZE_PX
 from nnunet_glacier.errors import ConfigError, GlacierError, InputError, os_error_message
-from nnunet_glacier.experiments import base_evaluation, experiment_names, profiles, resolve_profile
-from nnunet_glacier.figure_options import FORMATS, GROUP_COLUMNS
-from nnunet_glacier.layout import FOLD_ALL, parse_fold
-from nnunet_glacier.paper import CAFFE_BASELINES_M
-from nnunet_glacier.quality import QualitySettings
-from nnunet_glacier.reproduce import STEPS
-from nnunet_glacier.synthetic import MIN_SIZE_PX
-from nnunet_glacier.workspace import DEFAULT_WORK
+from nnunet_glacier.evaluation.figure_options import FORMATS, GROUP_COLUMNS
+from nnunet_glacier.evaluation.paper import CAFFE_BASELINES_M
+from nnunet_glacier.field.quality import QualitySettings
+from nnunet_glacier.nnunet.workspace import DEFAULT_WORK
+from nnunet_glacier.pipeline.layout import FOLD_ALL, parse_fold
+from nnunet_glacier.pipeline.reproduce import STEPS
 
 if TYPE_CHECKING:
-    from nnunet_glacier.experiments import Experiment
+    from nnunet_glacier.data.experiments import Experiment
     from nnunet_glacier.nnunet.predict import RunReport
 
 
@@ -160,8 +160,8 @@ def _add_device(parser: argparse.ArgumentParser) -> None:
 
 
 def _shard(text: str) -> tuple[int, int]:
-    """A shard ``K/N`` (:func:`nnunet_glacier.slurm.parse_shard`)."""
-    from nnunet_glacier.slurm import parse_shard
+    """A shard ``K/N`` (:func:`nnunet_glacier.pipeline.slurm.parse_shard`)."""
+    from nnunet_glacier.pipeline.slurm import parse_shard
 
     try:
         return parse_shard(text)
@@ -232,9 +232,9 @@ def _experiment_choice(parser: argparse.ArgumentParser, *, many: bool) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from nnunet_glacier.experiments import get_experiment
+    from nnunet_glacier.data.experiments import get_experiment
     from nnunet_glacier.nnunet.export import export_dataset
-    from nnunet_glacier.workspace import Workspace
+    from nnunet_glacier.nnunet.workspace import Workspace
 
     workspace = Workspace.resolve(args.work).activate()
     folder = export_dataset(args.data, get_experiment(args.experiment, args.profile), workspace.raw,
@@ -244,8 +244,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from nnunet_glacier.evaluate import evaluate_predictions, format_tables
-    from nnunet_glacier.postprocess import EXTRA_ROUTES
+    from nnunet_glacier.evaluation.evaluate import evaluate_predictions, format_tables
+    from nnunet_glacier.postprocessing.postprocess import EXTRA_ROUTES
 
     unknown = sorted(set(args.extra_routes) - set(EXTRA_ROUTES))
     if unknown:
@@ -272,7 +272,7 @@ def _named_glob(text: str) -> tuple[str, str]:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from nnunet_glacier.compare import compare_runs, comparison_markdown, write_comparison
+    from nnunet_glacier.evaluation.compare import compare_runs, comparison_markdown, write_comparison
 
     runs = dict(args.runs)
     if len(runs) != len(args.runs):
@@ -285,7 +285,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    from nnunet_glacier.synthetic import generate_caffe
+    from nnunet_glacier.data.synthetic import generate_caffe
 
     try:
         images = generate_caffe(args.out, n_train=args.n_train, n_test=args.n_test, size=tuple(args.size),
@@ -300,9 +300,9 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from nnunet_glacier.experiments import get_experiment
+    from nnunet_glacier.data.experiments import get_experiment
     from nnunet_glacier.nnunet.plans import plan_and_preprocess, write_configuration
-    from nnunet_glacier.workspace import Workspace
+    from nnunet_glacier.nnunet.workspace import Workspace
 
     workspace = Workspace.resolve(args.work).activate()
     experiment = get_experiment(args.experiment, args.profile)
@@ -316,9 +316,9 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from nnunet_glacier.experiments import get_experiment
+    from nnunet_glacier.data.experiments import get_experiment
     from nnunet_glacier.nnunet.training import train_fold
-    from nnunet_glacier.workspace import Workspace
+    from nnunet_glacier.nnunet.workspace import Workspace
 
     workspace = Workspace.resolve(args.work).activate()
     experiment = get_experiment(args.experiment, args.profile)
@@ -339,11 +339,11 @@ def _finish_run(report: RunReport, what: str, where: str) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from nnunet_glacier.experiments import get_experiment
-    from nnunet_glacier.geo import PNG_SUFFIXES, list_scenes
+    from nnunet_glacier.data.experiments import get_experiment
+    from nnunet_glacier.field.geo import PNG_SUFFIXES, list_scenes
     from nnunet_glacier.nnunet.predict import predict_images
     from nnunet_glacier.nnunet.training import model_folder
-    from nnunet_glacier.workspace import Workspace
+    from nnunet_glacier.nnunet.workspace import Workspace
 
     if args.model is None:
         workspace = Workspace.resolve(args.work).activate()
@@ -355,8 +355,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot_overlays(args: argparse.Namespace) -> int:
-    from nnunet_glacier.caffe import discover
-    from nnunet_glacier.plots import find_predictions, write_overlays
+    from nnunet_glacier.data.caffe import discover
+    from nnunet_glacier.evaluation.plots import find_predictions, write_overlays
 
     samples = discover(args.data, (args.split,), require_labels=False)
     pairs = find_predictions(samples, args.predictions)
@@ -367,7 +367,7 @@ def _cmd_plot_overlays(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot_boxplot(args: argparse.Namespace) -> int:
-    from nnunet_glacier.plots import mde_series, no_front_series, plot_mde_boxplot, save_figure
+    from nnunet_glacier.evaluation.plots import mde_series, no_front_series, plot_mde_boxplot, save_figure
 
     csvs = dict(args.csv)
     if len(csvs) != len(args.csv):
@@ -380,8 +380,8 @@ def _cmd_plot_boxplot(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot_timeline(args: argparse.Namespace) -> int:
-    from nnunet_glacier.caffe import discover
-    from nnunet_glacier.plots import plot_timeline, save_figure
+    from nnunet_glacier.data.caffe import discover
+    from nnunet_glacier.evaluation.plots import plot_timeline, save_figure
 
     figure = plot_timeline(discover(args.data, tuple(args.split), require_labels=False))
     print("wrote " + ", ".join(map(str, save_figure(figure, args.out, args.formats))))
@@ -389,8 +389,8 @@ def _cmd_plot_timeline(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot_retreat(args: argparse.Namespace) -> int:
-    from nnunet_glacier.caffe import discover
-    from nnunet_glacier.plots import plot_label_retreat, save_figure
+    from nnunet_glacier.data.caffe import discover
+    from nnunet_glacier.evaluation.plots import plot_label_retreat, save_figure
 
     figure = plot_label_retreat(discover(args.data, tuple(args.split), require_labels=False), args.glacier,
                                 where=args.data, background_stem=args.background, all_sensors=args.all_sensors)
@@ -467,7 +467,7 @@ def _add_plot_commands(commands: argparse._SubParsersAction) -> None:
 
 def _selected(args: argparse.Namespace) -> list[Experiment]:
     """The experiments of ``--experiments`` (and the baselines with ``--baseline``)."""
-    from nnunet_glacier.experiments import baselines, select
+    from nnunet_glacier.data.experiments import baselines, select
 
     names = list(args.experiments)
     if getattr(args, "baseline", False):
@@ -476,8 +476,8 @@ def _selected(args: argparse.Namespace) -> list[Experiment]:
 
 
 def _reproduction(args: argparse.Namespace, data: Path):
-    from nnunet_glacier.layout import RunLayout
-    from nnunet_glacier.reproduce import Reproduction
+    from nnunet_glacier.pipeline.layout import RunLayout
+    from nnunet_glacier.pipeline.reproduce import Reproduction
 
     return Reproduction(data=data, layout=RunLayout.resolve(args.work, args.default_work),
                         experiments=_selected(args), folds=args.folds,
@@ -486,7 +486,7 @@ def _reproduction(args: argparse.Namespace, data: Path):
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from nnunet_glacier.reproduce import run_reproduction
+    from nnunet_glacier.pipeline.reproduce import run_reproduction
 
     run = _reproduction(args, args.data)
     run_reproduction(run, args.steps)
@@ -496,7 +496,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from nnunet_glacier.reproduce import run_demo
+    from nnunet_glacier.pipeline.reproduce import run_demo
 
     report = run_demo(_reproduction(args, args.data), n_train=args.n_train, n_test=args.n_test,
                       size=args.size, seed=args.seed)
@@ -505,12 +505,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:
-    from nnunet_glacier.detect import FRONTS_GPKG, OutputOptions, detect, write_summary
-    from nnunet_glacier.geo import list_scenes
-    from nnunet_glacier.models import resolve_model
-    from nnunet_glacier.postprocess import PostprocessSettings
-    from nnunet_glacier.quality import QUALITY_CSV, QualitySettings
-    from nnunet_glacier.slurm import shard
+    from nnunet_glacier.field.detect import FRONTS_GPKG, OutputOptions, detect, write_summary
+    from nnunet_glacier.field.geo import list_scenes
+    from nnunet_glacier.field.models import resolve_model
+    from nnunet_glacier.field.quality import QUALITY_CSV, QualitySettings
+    from nnunet_glacier.pipeline.slurm import shard
+    from nnunet_glacier.postprocessing.postprocess import PostprocessSettings
 
     quality = QualitySettings(length_factor=args.length_factor, max_disagreement=args.max_disagreement)
     if args.merge_only:
@@ -536,7 +536,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 
 
 def _cmd_retreat(args: argparse.Namespace) -> int:
-    from nnunet_glacier.retreat import retreat
+    from nnunet_glacier.field.retreat import retreat
 
     if args.box is not None and args.centreline is not None:
         print("error: give a box or a centre line, not both", file=sys.stderr)
@@ -630,7 +630,7 @@ def _add_detect_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _cmd_model_export(args: argparse.Namespace) -> int:
-    from nnunet_glacier.models import export_model
+    from nnunet_glacier.field.models import export_model
 
     card = export_model(args.model_dir, args.zip, folds=args.folds, name=args.name)
     print(f"wrote {args.zip}: model {card['name']!r}, folds {card['folds']}, tasks {', '.join(card['tasks'])}")
@@ -638,7 +638,7 @@ def _cmd_model_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_model_install(args: argparse.Namespace) -> int:
-    from nnunet_glacier.models import install_model, is_url, resolve_model
+    from nnunet_glacier.field.models import install_model, is_url, resolve_model
 
     source = str(args.source)
     folder = resolve_model(source) if is_url(source) else install_model(args.source, name=args.name,
@@ -651,7 +651,7 @@ def _cmd_model_install(args: argparse.Namespace) -> int:
 def _cmd_model_list(args: argparse.Namespace) -> int:
     import json
 
-    from nnunet_glacier.models import CARD_JSON, installed_models, models_dir
+    from nnunet_glacier.field.models import CARD_JSON, installed_models, models_dir
 
     installed = installed_models()
     print(f"{len(installed)} models installed in {models_dir()}")
@@ -664,7 +664,7 @@ def _cmd_model_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_model_import_v1(args: argparse.Namespace) -> int:
-    from nnunet_glacier.v1_import import import_v1_model
+    from nnunet_glacier.field.v1_import import import_v1_model
 
     folder = import_v1_model(args.source, name=args.name, folds=args.folds, force=args.force)
     name = folder.parent.parent.name
@@ -721,15 +721,15 @@ def _add_model_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _cluster_settings(args: argparse.Namespace, **hours: int):
-    """The :class:`~nnunet_glacier.slurm.ClusterSettings` of :func:`_add_cluster_options`."""
-    from nnunet_glacier.slurm import ClusterSettings
+    """The :class:`~nnunet_glacier.pipeline.slurm.ClusterSettings` of :func:`_add_cluster_options`."""
+    from nnunet_glacier.pipeline.slurm import ClusterSettings
 
     return ClusterSettings(partition=args.partition, account=args.account, gpus_per_fold=args.gpus, cpus=args.cpus,
                            memory_gb=args.memory, setup=args.setup, **hours)
 
 
 def _cmd_slurm(args: argparse.Namespace) -> int:
-    from nnunet_glacier.slurm import write_slurm_jobs
+    from nnunet_glacier.pipeline.slurm import write_slurm_jobs
 
     written = write_slurm_jobs(_selected(args), args.data, args.work or Path("work"), args.out,
                                _cluster_settings(args, train_hours=args.train_hours))
@@ -740,8 +740,8 @@ def _cmd_slurm(args: argparse.Namespace) -> int:
 def _cmd_slurm_detect(args: argparse.Namespace) -> int:
     import shlex
 
-    from nnunet_glacier.geo import list_scenes
-    from nnunet_glacier.slurm import write_detect_jobs
+    from nnunet_glacier.field.geo import list_scenes
+    from nnunet_glacier.pipeline.slurm import write_detect_jobs
 
     scenes = list_scenes(args.input)
     written = write_detect_jobs(scenes, args.model, args.output, args.jobs, args.shards,
@@ -752,7 +752,7 @@ def _cmd_slurm_detect(args: argparse.Namespace) -> int:
 
 
 def _cmd_trainer_path(args: argparse.Namespace) -> int:
-    from nnunet_glacier.workspace import TRAINER_DIR
+    from nnunet_glacier.nnunet.workspace import TRAINER_DIR
 
     print(TRAINER_DIR)
     return 0

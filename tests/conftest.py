@@ -32,7 +32,7 @@ def glacier_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small synthetic CaFFe root: 8 train and 4 test scenes of 128 x 128 px, with bounding boxes."""
-    from nnunet_glacier.synthetic import generate_caffe
+    from nnunet_glacier.data.synthetic import generate_caffe
 
     root = tmp_path_factory.mktemp("synthetic_caffe")
     generate_caffe(root, n_train=8, n_test=4, size=(128, 128), seed=0, with_bounding_boxes=True)
@@ -59,8 +59,8 @@ def demo_work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def demo_model(demo_work: Path) -> Path:
     """The demo's trained model folder (an nnU-Net results folder with fold_0/ and fold_1/)."""
-    from nnunet_glacier.experiments import get_experiment
+    from nnunet_glacier.data.experiments import get_experiment
     from nnunet_glacier.nnunet.training import model_folder
-    from nnunet_glacier.workspace import Workspace
+    from nnunet_glacier.nnunet.workspace import Workspace
 
     return model_folder(Workspace.from_work_dir(demo_work), get_experiment("fused", "demo"))

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from nnunet_glacier.data.tasks import TASKS
 from nnunet_glacier.nnunet.predict import ScenePrediction
-from nnunet_glacier.tasks import TASKS
-from nnunet_glacier.uncertainty import fold_disagreement, normalised_entropy
+from nnunet_glacier.nnunet.uncertainty import fold_disagreement, normalised_entropy
 
 OCEAN_GREY, GLACIER_GREY, ROCK_GREY = 40, 130, 220
 #: Grey levels over which a class's score falls by one (the softmax temperature).
@@ -99,20 +99,20 @@ def run_detect_in_subprocess() -> None:
     """Entry of a child process: ``detect`` with a stand-in, arguments as JSON in ``$STANDIN_DETECT``.
 
     Keys: ``scenes`` (paths), ``out``, ``model``, ``delay_s``, ``marker``, and ``pause_before`` — a function
-    named from a module of the package (``"detect.read_records"``, ``"atomic.os.replace"``) that, when called,
-    first writes ``<marker>/pause_<function>`` and sleeps ``delay_s`` (a point to interrupt at; without it each
+    named from a module of the package (``"field.detect.read_records"``, ``"utilities.atomic.os.replace"``) that,
+    when called, first writes ``<marker>/pause_<function>`` and sleeps ``delay_s`` (a point to interrupt at; without it each
     prediction sleeps ``delay_s``). Exits 130 on ``KeyboardInterrupt``, as the command line does.
     """
     import importlib
     import sys
 
-    from nnunet_glacier import detect
+    from nnunet_glacier.field import detect
 
     args = json.loads(os.environ["STANDIN_DETECT"])
     marker = Path(args["marker"])
     if args.get("pause_before"):
-        first, *middle, function_name = args["pause_before"].split(".")
-        owner = importlib.import_module(f"nnunet_glacier.{first}")
+        package, module, *middle, function_name = args["pause_before"].split(".")
+        owner = importlib.import_module(f"nnunet_glacier.{package}.{module}")
         for name in middle:
             owner = getattr(owner, name)
         original = getattr(owner, function_name)

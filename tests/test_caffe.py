@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from nnunet_glacier import caffe
-from nnunet_glacier.caffe import ConversionWarning, SceneName
+from nnunet_glacier.data import caffe
+from nnunet_glacier.data.caffe import ConversionWarning, SceneName
+from nnunet_glacier.data.synthetic import generate_caffe
 from nnunet_glacier.errors import InputError
-from nnunet_glacier.synthetic import generate_caffe
 
 STEM = "Jorum_2010-11-05_TSX_7_1_110"
 

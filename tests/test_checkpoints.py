@@ -21,12 +21,12 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from test_training import interrupt_at_epoch
 
 from nnunet_glacier.cli import main
-from nnunet_glacier.experiments import get_experiment
+from nnunet_glacier.data.experiments import get_experiment
 from nnunet_glacier.nnunet.checkpoints import usable_checkpoint
 from nnunet_glacier.nnunet.export import export_dataset
 from nnunet_glacier.nnunet.plans import plan_and_preprocess, write_configuration
 from nnunet_glacier.nnunet.training import model_folder, train_fold
-from nnunet_glacier.workspace import Workspace
+from nnunet_glacier.nnunet.workspace import Workspace
 
 PROFILE = "tiny"
 EXPERIMENT = "stl_zone"
@@ -55,7 +55,7 @@ def fold_dir(work: Path, fold: int) -> Path:
 
 
 def temporaries(folder: Path) -> list[Path]:
-    """What an interrupted atomic write leaves (see nnunet_glacier.atomic)."""
+    """What an interrupted atomic write leaves (see nnunet_glacier.utilities.atomic)."""
     return sorted(folder.glob(".*.tmp*"))
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from nnunet_glacier.cli import build_parser, main
+from nnunet_glacier.data.synthetic import generate_caffe
 from nnunet_glacier.errors import InputError, os_error_message, problem_of
-from nnunet_glacier.synthetic import generate_caffe
 
 #: The required arguments of each command that takes a checked option (the files need not exist: parsing fails
 #: before any is opened).

@@ -1,4 +1,4 @@
-"""``compare`` refuses results evaluated on different scenes (nnunet_glacier.compare)."""
+"""``compare`` refuses results evaluated on different scenes (nnunet_glacier.evaluation.compare)."""
 from __future__ import annotations
 
 import json
@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from nnunet_glacier.cli import main
-from nnunet_glacier.compare import compare_runs
-from nnunet_glacier.csv_tables import csv_text
 from nnunet_glacier.errors import InputError
+from nnunet_glacier.evaluation.compare import compare_runs
+from nnunet_glacier.utilities.csv_tables import csv_text
 
 
 def write_evaluation(folder: Path, route: str, mde_m: float, stems: list[str]) -> Path:

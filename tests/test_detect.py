@@ -14,15 +14,16 @@ from rasterio.crs import CRS
 from rasterio.transform import from_origin
 from scipy import ndimage
 
-from nnunet_glacier import geo, postprocess
-from nnunet_glacier.caffe import ConversionWarning, read_grey
 from nnunet_glacier.cli import main
-from nnunet_glacier.detect import detect, read_records
+from nnunet_glacier.data.caffe import ConversionWarning, read_grey
 from nnunet_glacier.errors import ModelError
+from nnunet_glacier.field import geo
+from nnunet_glacier.field.detect import detect, read_records
+from nnunet_glacier.field.quality import QUALITY_COLUMNS, QUALITY_FLAGS, QualitySettings, quality_rows
 from nnunet_glacier.nnunet.predict import GlacierPredictor
-from nnunet_glacier.postprocess import choose_route
-from nnunet_glacier.quality import QUALITY_COLUMNS, QUALITY_FLAGS, QualitySettings, quality_rows
-from nnunet_glacier.uncertainty import fold_disagreement, mean_over, normalised_entropy
+from nnunet_glacier.nnunet.uncertainty import fold_disagreement, mean_over, normalised_entropy
+from nnunet_glacier.postprocessing import postprocess
+from nnunet_glacier.postprocessing.postprocess import choose_route
 
 UTM_22N = CRS.from_epsg(32622)
 TRANSFORM = from_origin(480_000.0, 7_670_000.0, 40.0, 40.0)
@@ -314,7 +315,7 @@ def field_scenes(caffe_256, demo_work, tmp_path_factory):
 @pytest.fixture(scope="module")
 def installed_from_url(demo_model, tmp_path_factory):
     """The demo model exported to a zip and given to detect as a file:// URL with its checksum."""
-    from nnunet_glacier.models import export_model, sha256_of
+    from nnunet_glacier.field.models import export_model, sha256_of
 
     with pytest.MonkeyPatch.context() as env:
         env.setenv("NNUNET_GLACIER_HOME", str(tmp_path_factory.mktemp("home")))

@@ -19,12 +19,12 @@ from rasterio.crs import CRS
 from rasterio.transform import from_origin
 from standin_predictor import StandInPredictor, scene_image
 
-from nnunet_glacier import geo
-from nnunet_glacier.atomic import write_png
-from nnunet_glacier.caffe import read_grey
-from nnunet_glacier.detect import OutputOptions, detect
+from nnunet_glacier.data.caffe import read_grey
 from nnunet_glacier.errors import InputError
-from nnunet_glacier.postprocess import PostprocessSettings
+from nnunet_glacier.field import geo
+from nnunet_glacier.field.detect import OutputOptions, detect
+from nnunet_glacier.postprocessing.postprocess import PostprocessSettings
+from nnunet_glacier.utilities.atomic import write_png
 
 TESTS = Path(__file__).parent
 STEMS = [f"JAC_2015-0{month}-01_TSX_20_1_00{month}" for month in (1, 2, 3)]
@@ -256,7 +256,7 @@ def test_ctrl_c_still_writes_the_summary_and_a_rerun_equals_an_uninterrupted_run
         child = start_child(scenes, out, tmp_path / "model", marker, delay_s=2.0)
         wait_for(marker / "predicting_2", child)
     else:  # after the last scene: quality.csv and fronts.gpkg are being built from the records
-        child = start_child(scenes, out, tmp_path / "model", marker, delay_s=2.0, pause_before="detect.read_records")
+        child = start_child(scenes, out, tmp_path / "model", marker, delay_s=2.0, pause_before="field.detect.read_records")
         wait_for(marker / "pause_read_records", child)
     child.send_signal(signal.SIGINT)
     _, stderr = child.communicate(timeout=CHILD_TIMEOUT_S)
@@ -273,7 +273,7 @@ def test_ctrl_c_still_writes_the_summary_and_a_rerun_equals_an_uninterrupted_run
 
 def test_a_run_killed_while_writing_leaves_no_temporary_after_the_rerun(inputs, tmp_path, uninterrupted):
     out, scenes, marker = tmp_path / "out", geo.list_scenes(inputs), tmp_path / "marker"
-    child = start_child(scenes, out, tmp_path / "model", marker, delay_s=30.0, pause_before="atomic.os.replace")
+    child = start_child(scenes, out, tmp_path / "model", marker, delay_s=30.0, pause_before="utilities.atomic.os.replace")
     wait_for(marker / "pause_replace", child)
     child.kill()  # SIGKILL: nothing of the child's own clean-up runs
     child.communicate(timeout=CHILD_TIMEOUT_S)
@@ -295,9 +295,9 @@ def test_zone_raster_of_a_scene_is_the_stand_ins_segmentation(inputs, tmp_path):
 
 def test_shards_without_summaries_then_a_merge_equal_one_run_over_all_scenes(inputs, tmp_path):
     from nnunet_glacier.cli import main
-    from nnunet_glacier.detect import write_summary
-    from nnunet_glacier.quality import QualitySettings
-    from nnunet_glacier.slurm import shard
+    from nnunet_glacier.field.detect import write_summary
+    from nnunet_glacier.field.quality import QualitySettings
+    from nnunet_glacier.pipeline.slurm import shard
 
     whole, sharded = tmp_path / "whole", tmp_path / "sharded"
     run(inputs, whole)

@@ -14,11 +14,13 @@ import pytest
 from conftest import CAFFE_256_PIXEL_SIZE_M
 from scipy import stats
 
-from nnunet_glacier import caffe, compare, postprocess
 from nnunet_glacier.cli import main
-from nnunet_glacier.compare import compare_runs
+from nnunet_glacier.data import caffe
 from nnunet_glacier.errors import InputError
-from nnunet_glacier.evaluate import PER_IMAGE_COLUMNS, evaluate_predictions
+from nnunet_glacier.evaluation import compare
+from nnunet_glacier.evaluation.compare import compare_runs
+from nnunet_glacier.evaluation.evaluate import PER_IMAGE_COLUMNS, evaluate_predictions
+from nnunet_glacier.postprocessing import postprocess
 
 #: The per_image.csv contract other modules (plots) rely on.
 EXPECTED_COLUMNS = ("stem,glacier,date,season,sensor,resolution_m,pixel_size_m,route,n_pred_px,n_true_px,mde_m,"

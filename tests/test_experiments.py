@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nnunet_glacier import experiments, labels, tasks
+from nnunet_glacier.data import experiments, labels, tasks
+from nnunet_glacier.data.experiments import EXPERIMENT_ORDER, get_experiment, load_experiments, select
 from nnunet_glacier.errors import ConfigError
-from nnunet_glacier.experiments import EXPERIMENT_ORDER, get_experiment, load_experiments, select
 
 
 def test_six_experiments_in_the_papers_order_then_extensions_and_baselines():
@@ -239,7 +239,7 @@ def test_cli_takes_a_profile_file_and_rejects_a_bad_one(tmp_path, capsys):
 
 
 def test_detect_defaults_to_the_experiments_evaluation_settings():
-    from nnunet_glacier.postprocess import PostprocessSettings
+    from nnunet_glacier.postprocessing.postprocess import PostprocessSettings
 
     base = experiments.base_evaluation()
     assert (base.front_min_length_m, base.fused_glacier_dilation_px) == (PostprocessSettings().min_length_m,

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from conftest import CAFFE_256_PIXEL_SIZE_M
 
-from nnunet_glacier import caffe
+from nnunet_glacier.data import caffe
+from nnunet_glacier.data.experiments import Experiment, get_experiment
+from nnunet_glacier.data.synthetic import generate_caffe
 from nnunet_glacier.errors import InputError
-from nnunet_glacier.experiments import Experiment, get_experiment
 from nnunet_glacier.nnunet.export import CHANNEL_SUFFIX, export_dataset
-from nnunet_glacier.synthetic import generate_caffe
 
 CLI = Path(sys.executable).with_name("nnunet-glacier")
 

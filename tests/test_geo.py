@@ -1,4 +1,4 @@
-"""GeoTIFF and PNG scenes in, georeferenced masks and ordered front lines out (nnunet_glacier.geo)."""
+"""GeoTIFF and PNG scenes in, georeferenced masks and ordered front lines out (nnunet_glacier.field.geo)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -15,10 +15,11 @@ import shapely
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
-from nnunet_glacier import geo, postprocess
-from nnunet_glacier.atomic import write_png
-from nnunet_glacier.caffe import ConversionWarning
+from nnunet_glacier.data.caffe import ConversionWarning
 from nnunet_glacier.errors import InputError
+from nnunet_glacier.field import geo
+from nnunet_glacier.postprocessing import postprocess
+from nnunet_glacier.utilities.atomic import write_png
 
 UTM_22N = CRS.from_epsg(32622)  # Jakobshavn Isbrae's UTM zone
 #: A polar stereographic grid without an EPSG code (true scale at 71 S, centred on the Antarctic Peninsula).
@@ -377,7 +378,7 @@ def test_a_geographic_crs_over_metre_coordinates_has_no_grid_pixel_size(tmp_path
 
 
 def test_a_scene_list_file_gives_its_scenes_in_order(tmp_path):
-    from nnunet_glacier.geo import list_scenes
+    from nnunet_glacier.field.geo import list_scenes
 
     (tmp_path / "list.txt").write_text("b.tif\n# a comment\n\na.png\n/archive/c.tif\n")
     assert list_scenes(tmp_path / "list.txt") == [tmp_path / "b.tif", tmp_path / "a.png", Path("/archive/c.tif")]
@@ -387,7 +388,7 @@ def test_a_scene_list_file_gives_its_scenes_in_order(tmp_path):
 
 
 def test_macos_metadata_files_in_a_scene_folder_are_skipped_with_a_warning(tmp_path):
-    from nnunet_glacier.geo import list_scenes
+    from nnunet_glacier.field.geo import list_scenes
 
     for name in ("a.png", "._a.png"):
         (tmp_path / name).write_bytes(b"")

@@ -24,7 +24,7 @@ import torch
 
 from nnunet_glacier.cli import main
 from nnunet_glacier.errors import ModelError
-from nnunet_glacier.v1_import import import_v1_model
+from nnunet_glacier.field.v1_import import import_v1_model
 
 try:  # (v1 warns on import that its folders are not set: none is used here)
     from nnunet.experiment_planning.experiment_planner_baseline_2DUNet_v21 import ExperimentPlanner2D_v21
@@ -155,7 +155,7 @@ def v1_prediction(trainer, image: np.ndarray, folder: Path, *, step_size: float,
 
 @pytest.fixture(scope="module")
 def real_scene(caffe_256) -> np.ndarray:
-    from nnunet_glacier.caffe import read_grey
+    from nnunet_glacier.data.caffe import read_grey
 
     return read_grey(min((caffe_256 / "sar_images" / "test").glob("*.png")))
 

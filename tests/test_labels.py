@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from nnunet_glacier import labels
+from nnunet_glacier.data import labels
 
 NEIGHBOURS_4 = ((-1, 0), (1, 0), (0, -1), (0, 1))
 

@@ -14,7 +14,7 @@ from scipy import ndimage
 from skimage.draw import circle_perimeter
 from skimage.morphology import medial_axis, skeletonize
 
-from nnunet_glacier import longest_path, postprocess
+from nnunet_glacier.postprocessing import longest_path, postprocess
 
 HAS_CAFFE_256 = (CAFFE_256 / "fronts" / "test").is_dir()
 CASES = front_cases.all_cases(CAFFE_256 if HAS_CAFFE_256 else None)

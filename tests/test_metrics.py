@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
-from nnunet_glacier import metrics
-from nnunet_glacier.labels import GLACIER, NA, OCEAN, ROCK
+from nnunet_glacier.data.labels import GLACIER, NA, OCEAN, ROCK
+from nnunet_glacier.evaluation import metrics
 
 
 def _lines(shape: tuple[int, int], rows: list[int], cols: slice) -> np.ndarray:

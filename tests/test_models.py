@@ -1,4 +1,4 @@
-"""Model export to a zip with a model card, install, download cache and ``detect -m`` resolution (nnunet_glacier.models)."""
+"""Model export to a zip with a model card, install, download cache and ``detect -m`` resolution (nnunet_glacier.field.models)."""
 from __future__ import annotations
 
 import json
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from nnunet_glacier import models
 from nnunet_glacier.cli import main
 from nnunet_glacier.errors import ModelError
+from nnunet_glacier.field import models
 
 DATASET = "Dataset506_CaFFeFused"
 FOLDER = "nnUNetTrainerGlacier__nnUNetPlans__2d_demo"

@@ -8,7 +8,7 @@ from dynamic_network_architectures.architectures.unet import PlainConvUNet
 from nnunetv2.training.loss.compound_losses import DC_and_CE_loss
 from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
 
-from nnunet_glacier import labels
+from nnunet_glacier.data import labels
 from nnunet_glacier.nnunet.networks import (
     MultiTaskUNet,
     joint_log_probabilities,
@@ -121,9 +121,9 @@ def test_nnunet_finds_our_trainer_classes_through_the_trainer_path(name, monkeyp
     """``nnUNetv2_train -tr NAME`` looks trainers up by name in ``nnUNet_extTrainer``: it must get our classes."""
     from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
 
-    from nnunet_glacier.experiments import get_experiment
+    from nnunet_glacier.data.experiments import get_experiment
     from nnunet_glacier.nnunet import trainers
-    from nnunet_glacier.workspace import TRAINER_DIR
+    from nnunet_glacier.nnunet.workspace import TRAINER_DIR
 
     monkeypatch.setenv("nnUNet_extTrainer", str(TRAINER_DIR))
     trainer = get_experiment(name).trainer

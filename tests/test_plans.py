@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from nnunet_glacier.experiments import get_experiment
+from nnunet_glacier.data.experiments import get_experiment
 from nnunet_glacier.nnunet.plans import architecture_for_patch, group_leader, plans_file, write_configuration
-from nnunet_glacier.workspace import Workspace
+from nnunet_glacier.nnunet.workspace import Workspace
 
 
 def stock_2d(patch=(256, 256), batch=3) -> dict:

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from matplotlib.patches import PathPatch
 
-from nnunet_glacier import caffe, plots
-from nnunet_glacier.caffe import BoundingBox
 from nnunet_glacier.cli import main
+from nnunet_glacier.data import caffe
+from nnunet_glacier.data.caffe import BoundingBox
 from nnunet_glacier.errors import InputError
+from nnunet_glacier.evaluation import plots
 
 GREY = 100
 

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from nnunet_glacier import postprocess
-from nnunet_glacier.caffe import BoundingBox
-from nnunet_glacier.labels import FRONT_CLASS, GLACIER, NA, OCEAN, ROCK
+from nnunet_glacier.data.caffe import BoundingBox
+from nnunet_glacier.data.labels import FRONT_CLASS, GLACIER, NA, OCEAN, ROCK
+from nnunet_glacier.postprocessing import postprocess
 
 G, O, R, N, F = GLACIER, OCEAN, ROCK, NA, FRONT_CLASS
 

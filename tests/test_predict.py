@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from nnunet_glacier.caffe import read_grey
+from nnunet_glacier.data.caffe import read_grey
 from nnunet_glacier.nnunet.networks import task_probabilities
 from nnunet_glacier.nnunet.predict import (
     NNUNET_SPACING,
@@ -26,7 +26,7 @@ from nnunet_glacier.nnunet.predict import (
     predict_images,
     write_prediction,
 )
-from nnunet_glacier.uncertainty import fold_disagreement, normalised_entropy
+from nnunet_glacier.nnunet.uncertainty import fold_disagreement, normalised_entropy
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS = REPO / "benchmarks"
@@ -138,7 +138,7 @@ def test_a_large_scene_shows_tile_progress_unless_turned_off(models, capsys):
 
 
 def test_predict_images_writes_the_ensemble_and_each_fold(models, tmp_path):
-    from nnunet_glacier.atomic import write_png
+    from nnunet_glacier.utilities.atomic import write_png
 
     image_path = tmp_path / "in" / "scene_0000.png"
     image_path.parent.mkdir()

@@ -7,7 +7,7 @@ import sys
 import threading
 import time
 
-from nnunet_glacier import atomic, locks, provenance
+from nnunet_glacier.utilities import atomic, locks, provenance
 
 
 def test_a_stamp_survives_a_touch_but_not_a_replaced_content(tmp_path):
@@ -83,7 +83,7 @@ def test_a_lock_makes_the_second_holder_wait(tmp_path):
 def test_a_lock_held_elsewhere_is_reported_without_waiting(tmp_path):
     target = tmp_path / "step.json"
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from nnunet_glacier import locks\n"
+        "import sys, time; from nnunet_glacier.utilities import locks\n"
         f"with locks.exclusive({str(target)!r}):\n"
         "    print('held', flush=True); time.sleep(30)")], stdout=subprocess.PIPE, text=True)
     try:
@@ -99,7 +99,7 @@ def test_a_lock_held_elsewhere_is_reported_without_waiting(tmp_path):
 
 def test_a_killed_writers_temporaries_are_found_and_removed_but_a_live_ones_are_kept(tmp_path):
     writer = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from nnunet_glacier.atomic import atomic_path\n"
+        "import sys, time; from nnunet_glacier.utilities.atomic import atomic_path\n"
         f"with atomic_path({str(tmp_path / 'mask.png')!r}) as tmp:\n"
         "    tmp.write_bytes(b'half'); print(tmp, flush=True); time.sleep(30)")], stdout=subprocess.PIPE, text=True)
     tmp = writer.stdout.readline().strip()

@@ -1,10 +1,10 @@
-"""The scene-check flags of quality.csv and fronts.gpkg (nnunet_glacier.quality, nnunet_glacier.detect)."""
+"""The scene-check flags of quality.csv and fronts.gpkg (nnunet_glacier.field.quality, nnunet_glacier.field.detect)."""
 from __future__ import annotations
 
 import pytest
 
-from nnunet_glacier.detect import GPKG_COLUMNS
-from nnunet_glacier.quality import QUALITY_COLUMNS, QUALITY_FLAGS, SCENE_PROBLEMS, QualitySettings, quality_rows
+from nnunet_glacier.field.detect import GPKG_COLUMNS
+from nnunet_glacier.field.quality import QUALITY_COLUMNS, QUALITY_FLAGS, SCENE_PROBLEMS, QualitySettings, quality_rows
 
 
 def record(stem: str, **flags) -> dict:

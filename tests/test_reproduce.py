@@ -23,16 +23,16 @@ import cv2
 import pytest
 import torch
 
-from nnunet_glacier.caffe import discover
 from nnunet_glacier.cli import main
-from nnunet_glacier.evaluate import evaluate_predictions
-from nnunet_glacier.experiments import get_experiment
-from nnunet_glacier.layout import RunLayout
+from nnunet_glacier.data.caffe import discover
+from nnunet_glacier.data.experiments import get_experiment
+from nnunet_glacier.data.synthetic import generate_caffe
+from nnunet_glacier.evaluation.evaluate import evaluate_predictions
 from nnunet_glacier.nnunet.predict import GlacierPredictor, predict_images
 from nnunet_glacier.nnunet.training import model_folder, train_fold
-from nnunet_glacier.postprocess import PostprocessSettings
-from nnunet_glacier.reproduce import Reproduction, run_reproduction
-from nnunet_glacier.synthetic import generate_caffe
+from nnunet_glacier.pipeline.layout import RunLayout
+from nnunet_glacier.pipeline.reproduce import Reproduction, run_reproduction
+from nnunet_glacier.postprocessing.postprocess import PostprocessSettings
 
 PROFILE = "tiny"
 EXPERIMENT = get_experiment("fused", PROFILE)

@@ -1,4 +1,4 @@
-"""Front time series (nnunet_glacier.retreat) on detect outputs whose fronts are known exactly."""
+"""Front time series (nnunet_glacier.field.retreat) on detect outputs whose fronts are known exactly."""
 from __future__ import annotations
 
 import csv
@@ -12,13 +12,14 @@ from rasterio.crs import CRS
 from rasterio.transform import from_origin
 from standin_predictor import StandInPredictor
 
-from nnunet_glacier import geo, postprocess
-from nnunet_glacier.atomic import write_png, write_text
 from nnunet_glacier.cli import main
-from nnunet_glacier.detect import SceneFront, SceneSettings, read_records, scene_made_from, write_scene
 from nnunet_glacier.errors import InputError
-from nnunet_glacier.quality import QUALITY_CSV, QualitySettings, quality_csv, quality_rows
-from nnunet_glacier.retreat import read_vector, retreat
+from nnunet_glacier.field import geo
+from nnunet_glacier.field.detect import SceneFront, SceneSettings, read_records, scene_made_from, write_scene
+from nnunet_glacier.field.quality import QUALITY_CSV, QualitySettings, quality_csv, quality_rows
+from nnunet_glacier.field.retreat import read_vector, retreat
+from nnunet_glacier.postprocessing import postprocess
+from nnunet_glacier.utilities.atomic import write_png, write_text
 
 SHAPE = (30, 40)
 PIXEL_M = 10.0
@@ -227,7 +228,7 @@ def rasterised_front(box, curve, scene) -> list[np.ndarray]:
 
 
 def test_box_method_measures_a_known_area_change_to_one_percent():
-    from nnunet_glacier.retreat import box_from_polygon, box_position
+    from nnunet_glacier.field.retreat import box_from_polygon, box_position
 
     pixel = 10.0
     transform = from_origin(500_000.0, 7_006_000.0, pixel, pixel)
@@ -249,7 +250,7 @@ def test_box_method_measures_a_known_area_change_to_one_percent():
 
 
 def test_box_bridges_gaps_and_reports_coverage():
-    from nnunet_glacier.retreat import Box, box_position
+    from nnunet_glacier.field.retreat import Box, box_position
 
     box = Box(np.zeros(2), np.array([0.0, 1.0]), np.array([1.0, 0.0]), 100.0, 500.0)  # flow along x, 100 m wide
     pieces = [np.array([[200.0, -10.0], [200.0, 30.0]]), np.array([[300.0, 60.0], [300.0, 80.0]])]
@@ -261,7 +262,7 @@ def test_box_bridges_gaps_and_reports_coverage():
 
 
 def test_fallback_uses_the_front_inside_the_fjord_not_the_coast(tmp_path):
-    from nnunet_glacier.retreat import Frame, normal_positions, read_fronts
+    from nnunet_glacier.field.retreat import Frame, normal_positions, read_fronts
 
     out = tmp_path / "detect"
     out.mkdir()

@@ -6,8 +6,8 @@ import subprocess
 from pathlib import Path
 
 from nnunet_glacier.cli import main
-from nnunet_glacier.experiments import select
-from nnunet_glacier.slurm import ClusterSettings, write_slurm_jobs
+from nnunet_glacier.data.experiments import select
+from nnunet_glacier.pipeline.slurm import ClusterSettings, write_slurm_jobs
 
 FAKE_SBATCH = """#!/bin/bash
 # records its arguments and answers with a job id, like `sbatch --parsable`
@@ -62,7 +62,7 @@ def test_slurm_command_uses_the_profiles_folds(tmp_path):
 
 
 def test_shards_hold_every_scene_exactly_once():
-    from nnunet_glacier.slurm import shard
+    from nnunet_glacier.pipeline.slurm import shard
 
     scenes = [Path(f"s{i:03d}.tif") for i in range(103)]
     for count in (1, 2, 7, 103, 200):
@@ -75,7 +75,7 @@ def test_shards_hold_every_scene_exactly_once():
 def test_a_shard_is_k_of_n():
     import pytest
 
-    from nnunet_glacier.slurm import parse_shard
+    from nnunet_glacier.pipeline.slurm import parse_shard
 
     assert parse_shard("0/4") == (0, 4) and parse_shard("3/4") == (3, 4)
     for bad in ("4/4", "-1/4", "1", "a/b", "1/0", "/2"):
@@ -84,7 +84,7 @@ def test_a_shard_is_k_of_n():
 
 
 def test_detect_jobs_shard_a_frozen_scene_list_and_merge_after_every_shard(tmp_path):
-    from nnunet_glacier.slurm import write_detect_jobs
+    from nnunet_glacier.pipeline.slurm import write_detect_jobs
 
     scenes = [tmp_path / "archive" / f"Jorum_2011-01-{d:02d}_S1_20_1_1.tif" for d in range(1, 11)]
     jobs = tmp_path / "jobs"
@@ -107,7 +107,7 @@ def test_detect_jobs_shard_a_frozen_scene_list_and_merge_after_every_shard(tmp_p
 
 
 def test_fewer_scenes_than_shards_make_one_shard_a_scene(tmp_path):
-    from nnunet_glacier.slurm import write_detect_jobs
+    from nnunet_glacier.pipeline.slurm import write_detect_jobs
 
     write_detect_jobs([tmp_path / "a.tif", tmp_path / "b.tif"], "m", tmp_path / "out", tmp_path / "jobs", shards=8)
     assert "#SBATCH --array=0-1\n" in (tmp_path / "jobs" / "detect_shards.sbatch").read_text()

@@ -55,8 +55,8 @@ def test_no_import_cycle():
 
 
 @pytest.mark.parametrize("module, forbidden", [
-    ("nnunet_glacier.caffe", "nnunet_glacier.experiments"),  # the data layer knows tasks, not experiments
-    ("nnunet_glacier.detect", "nnunet_glacier.evaluate"),  # both use the routes of postprocess
+    ("nnunet_glacier.data.caffe", "nnunet_glacier.data.experiments"),  # the data layer knows tasks, not experiments
+    ("nnunet_glacier.field.detect", "nnunet_glacier.evaluation.evaluate"),  # both use the routes of postprocess
 ])
 def test_module_does_not_depend_on(module, forbidden):
     assert forbidden not in reachable(import_graph(), module)
@@ -92,7 +92,7 @@ def test_help_and_version_of_every_command_import_no_heavy_module():
 
 def test_trainer_path_prints_the_folder_to_export(capsys):
     from nnunet_glacier.cli import main
-    from nnunet_glacier.workspace import TRAINER_DIR
+    from nnunet_glacier.nnunet.workspace import TRAINER_DIR
 
     assert main(["trainer-path"]) == 0
     assert capsys.readouterr().out.strip() == str(TRAINER_DIR)

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nnunet_glacier import caffe, labels, synthetic
 from nnunet_glacier.cli import main
+from nnunet_glacier.data import caffe, labels, synthetic
 from nnunet_glacier.errors import InputError
 
 

@@ -27,19 +27,19 @@ import pytest
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from nnunet_glacier import experiments
-from nnunet_glacier.caffe import read_grey
 from nnunet_glacier.cli import main
-from nnunet_glacier.experiments import EXPERIMENT_ORDER, baselines, get_experiment
+from nnunet_glacier.data import experiments
+from nnunet_glacier.data.caffe import read_grey
+from nnunet_glacier.data.experiments import EXPERIMENT_ORDER, baselines, get_experiment
+from nnunet_glacier.data.tasks import TASKS
 from nnunet_glacier.nnunet.export import export_dataset
 from nnunet_glacier.nnunet.networks import task_probabilities
 from nnunet_glacier.nnunet.plans import plan_and_preprocess, write_configuration
 from nnunet_glacier.nnunet.predict import available_folds
 from nnunet_glacier.nnunet.training import model_folder, train_fold
-from nnunet_glacier.postprocess import ROUTES
-from nnunet_glacier.report import per_image_mde
-from nnunet_glacier.tasks import TASKS
-from nnunet_glacier.workspace import DEFAULT_WORK, NNUNET_FOLDERS, TRAINER_DIR, Workspace
+from nnunet_glacier.nnunet.workspace import DEFAULT_WORK, NNUNET_FOLDERS, TRAINER_DIR, Workspace
+from nnunet_glacier.pipeline.report import per_image_mde
+from nnunet_glacier.postprocessing.postprocess import ROUTES
 
 PROFILE = "tiny"
 #: The paper's six and the experiments beyond it, all trained by our trainers.

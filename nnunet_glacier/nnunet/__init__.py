@@ -1,1 +1,1 @@
-"""nnU-Net v2 integration: raw-dataset export, plans, networks, trainers, prediction."""
+"""nnU-Net v2 integration: its folders, raw-dataset export, plans, networks, trainers, training, prediction."""

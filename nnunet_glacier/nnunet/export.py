@@ -15,7 +15,7 @@ baseline) export the same one.
 Export is deterministic, parallel over files and never touches the input.
 It writes a new folder beside the dataset (``dataset.json`` last) that
 replaces the old one only when every file was written
-(:func:`~nnunet_glacier.atomic.atomic_folder`): an export that fails — a
+(:func:`~nnunet_glacier.utilities.atomic.atomic_folder`): an export that fails — a
 corrupt input, a kill — leaves the previous good export as it was.
 """
 from __future__ import annotations
@@ -28,10 +28,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from nnunet_glacier import caffe
-from nnunet_glacier.atomic import atomic_folder, remove_stale_temporaries, write_json, write_png
+from nnunet_glacier.data import caffe
+from nnunet_glacier.data.experiments import Experiment
 from nnunet_glacier.errors import InputError
-from nnunet_glacier.experiments import Experiment
+from nnunet_glacier.utilities.atomic import atomic_folder, remove_stale_temporaries, write_json, write_png
 
 CHANNEL_SUFFIX = "_0000"
 

@@ -21,7 +21,7 @@ In training mode (``network.train()``) the network returns the per-task logits
 concatenated along the channel axis, then the regression channels (a list
 over deep-supervision scales when deep supervision is on). In evaluation mode it returns the *joint*
 log-probabilities over the encoded classes ``c = c_0 + n_0 c_1 + n_0 n_1 c_2``
-(see :mod:`nnunet_glacier.labels`), i.e. ``log p_0(c_0) + log p_1(c_1) + ...``.
+(see :mod:`nnunet_glacier.data.labels`), i.e. ``log p_0(c_0) + log p_1(c_1) + ...``.
 nnU-Net's predictor, validation and ensembling then work unchanged on the
 encoded label: softmax of the joint log-probabilities is the product of the
 task probabilities, its argmax is the per-task argmax, averaging over tiles

@@ -27,10 +27,10 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
-from nnunet_glacier.atomic import write_json
+from nnunet_glacier.data.experiments import EXPERIMENT_ORDER, Experiment, PlanSettings, load_experiments
 from nnunet_glacier.errors import InputError
-from nnunet_glacier.experiments import EXPERIMENT_ORDER, Experiment, PlanSettings, load_experiments
-from nnunet_glacier.workspace import Workspace
+from nnunet_glacier.nnunet.workspace import Workspace
+from nnunet_glacier.utilities.atomic import write_json
 
 PLANS_NAME = "nnUNetPlans"
 BASE_CONFIGURATION = "2d"

@@ -32,16 +32,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from nnunet_glacier.atomic import atomic_path, write_png
-from nnunet_glacier.caffe import read_grey
+from nnunet_glacier.data.caffe import read_grey
+from nnunet_glacier.data.tasks import TASKS, Task
 from nnunet_glacier.errors import InputError, ModelError, problem_of
-from nnunet_glacier.layout import FOLD_ALL, Fold, fold_member
 from nnunet_glacier.nnunet.networks import task_probabilities
 from nnunet_glacier.nnunet.training import resolve_device
+from nnunet_glacier.nnunet.uncertainty import fold_disagreement, normalised_entropy
 from nnunet_glacier.nnunet.window import CHUNK_ROWS, map_large_allocations, stream_bands
-from nnunet_glacier.tasks import TASKS, Task
-from nnunet_glacier.uncertainty import fold_disagreement, normalised_entropy
-from nnunet_glacier.workspace import add_trainer_path
+from nnunet_glacier.nnunet.workspace import add_trainer_path
+from nnunet_glacier.pipeline.layout import FOLD_ALL, Fold, fold_member
+from nnunet_glacier.utilities.atomic import atomic_path, write_png
 
 NNUNET_SPACING = [999.0, 1.0, 1.0]  # what nnU-Net's 2-D PNG reader reports
 #: Sliding-window step (fraction of the patch) of the ``--fast`` preset, which also turns mirroring off.
@@ -59,7 +59,7 @@ class ScenePrediction:
     the (ensemble's) class probabilities; ``probabilities``: ``float16``
     ``(n_classes, rows, cols)``, only when asked for; ``disagreement``:
     ``float16`` per pixel, the folds' mean total-variation distance from the
-    ensemble (:func:`~nnunet_glacier.uncertainty.fold_disagreement`: 0 all
+    ensemble (:func:`~nnunet_glacier.nnunet.uncertainty.fold_disagreement`: 0 all
     folds agree .. ``1 - 1/n_folds``), only for measured tasks of an
     ensemble of two or more folds; ``uncertainty``: ``float32`` per pixel,
     the normalised entropy of the ensemble's probabilities (0 certain .. 1
@@ -229,8 +229,8 @@ class GlacierPredictor:
 
     def made_from(self) -> dict:
         """What this predictor's outputs are made from: the model folder, folds, the stamps of their
-        checkpoints (:func:`~nnunet_glacier.provenance.stamp_files`) and the sliding-window settings."""
-        from nnunet_glacier.provenance import stamp_files
+        checkpoints (:func:`~nnunet_glacier.utilities.provenance.stamp_files`) and the sliding-window settings."""
+        from nnunet_glacier.utilities.provenance import stamp_files
 
         checkpoints = [self.model_dir / fold_member(fold) / self.checkpoint for fold in self.folds]
         return {"model": str(self.model_dir.resolve()), "folds": [str(f) for f in self.folds],

@@ -4,7 +4,7 @@
 (``get_trainer_from_args``, checkpoint resumption, final validation) with the
 experiment's trainer from :mod:`nnunet_glacier.nnunet.trainers`; the
 trainers are found by name through ``nnUNet_extTrainer``
-(:data:`nnunet_glacier.workspace.TRAINER_DIR`), as ``nnUNetv2_train -tr NAME`` finds them.
+(:data:`nnunet_glacier.nnunet.workspace.TRAINER_DIR`), as ``nnUNetv2_train -tr NAME`` finds them.
 A killed training can be run again: it resumes from the newest readable
 checkpoint and leaves no data-loader process behind
 (:mod:`nnunet_glacier.nnunet.checkpoints`).
@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nnunet_glacier.atomic import remove_stale_temporaries
-from nnunet_glacier.experiments import Experiment
-from nnunet_glacier.layout import Fold, fold_member
+from nnunet_glacier.data.experiments import Experiment
 from nnunet_glacier.nnunet.checkpoints import end_forked_children_with_process, usable_checkpoint
-from nnunet_glacier.workspace import Workspace
+from nnunet_glacier.nnunet.workspace import Workspace
+from nnunet_glacier.pipeline.layout import Fold, fold_member
+from nnunet_glacier.utilities.atomic import remove_stale_temporaries
 
 
 def model_folder(workspace: Workspace, experiment: Experiment) -> Path:

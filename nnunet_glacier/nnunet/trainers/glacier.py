@@ -52,7 +52,7 @@ Multi-task trainers (:mod:`~nnunet_glacier.nnunet.trainers.multitask`), kept:
   2022): one more output channel regressing the distance to the front,
   trained by an extra L1 term and unused at prediction time.
 
-Labels (:mod:`nnunet_glacier.labels`), kept: the front dilated to ~5 px with a
+Labels (:mod:`nnunet_glacier.data.labels`), kept: the front dilated to ~5 px with a
 5 x 5 kernel (the paper's front label), burnt into the zones as a fifth class
 for the fused experiment; the glacier boundary task. nnU-Net itself has no
 notion of these.
@@ -69,8 +69,8 @@ import torch
 from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from nnunet_glacier.atomic import atomic_path
 from nnunet_glacier.errors import ConfigError
+from nnunet_glacier.utilities.atomic import atomic_path
 
 
 class nnUNetTrainerGlacier(nnUNetTrainer):

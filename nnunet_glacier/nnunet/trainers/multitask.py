@@ -27,13 +27,13 @@ from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 from nnunetv2.utilities.helpers import dummy_context
 from torch import nn
 
-from nnunet_glacier import labels
-from nnunet_glacier.atomic import write_json
+from nnunet_glacier.data import labels
+from nnunet_glacier.data.experiments import Experiment, get_experiment
 from nnunet_glacier.errors import ConfigError
-from nnunet_glacier.experiments import Experiment, get_experiment
 from nnunet_glacier.nnunet.front_distance import FrontDistanceLoss
 from nnunet_glacier.nnunet.networks import task_log_probabilities
 from nnunet_glacier.nnunet.trainers.glacier import nnUNetTrainerGlacier
+from nnunet_glacier.utilities.atomic import write_json
 
 NETWORK_CLASS = "nnunet_glacier.nnunet.networks.MultiTaskUNet"
 PLAIN_UNET = "dynamic_network_architectures.architectures.unet.PlainConvUNet"
@@ -206,7 +206,7 @@ def task_dice_on_folder(predictions: Path, references: Path, task_names: tuple[s
     A class absent from both prediction and reference of a case is left out
     of that case (NaN); ``mean_foreground`` averages the non-background classes.
     """
-    from nnunet_glacier.caffe import read_grey
+    from nnunet_glacier.data.caffe import read_grey
 
     per_task: dict[str, list[list[float]]] = {name: [] for name in task_names}
     for prediction_file in sorted(predictions.glob("*.png")):

@@ -9,7 +9,7 @@ per exported fold, ``fold_K/checkpoint_final.pth``, ``fold_K/validation/summary.
 nnU-Net can install it as it is. We add a model card in the model folder:
 ``model_card.json`` (:func:`model_card`) and its human-readable
 ``model_card.md``. Models trained elsewhere (nnU-Net v1's, see
-:mod:`nnunet_glacier.v1_import`) carry their experiment and provenance in the
+:mod:`nnunet_glacier.field.v1_import`) carry their experiment and provenance in the
 ``caffe`` block of ``dataset.json`` (``experiment``, ``imported_from``), and
 their cards show them.
 
@@ -42,8 +42,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from nnunet_glacier.atomic import atomic_folder, atomic_path, write_json, write_text
 from nnunet_glacier.errors import ModelError
+from nnunet_glacier.utilities.atomic import atomic_folder, atomic_path, write_json, write_text
 
 CARD_JSON = "model_card.json"
 CARD_MARKDOWN = "model_card.md"
@@ -115,7 +115,7 @@ def model_files(model_dir: Path, folds: list[int]) -> list[Path]:
 
 def _experiment_of(dataset_folder: str, trainer: str, configuration: str) -> dict[str, Any] | None:
     """The experiment (name, title, profile) whose dataset, trainer and configuration these are, if any."""
-    from nnunet_glacier.experiments import load_experiments, profiles
+    from nnunet_glacier.data.experiments import load_experiments, profiles
 
     profile = configuration.removeprefix("2d_")
     if profile not in profiles():

@@ -1,7 +1,7 @@
 """The reproduction report: the paper's tables from our evaluations, t-tests and figures.
 
 Reads ``<work>/evaluation/<experiment>/{ensemble,fold_K}/summary.json`` (and
-``per_image.csv``) of every experiment of a run (paths from :mod:`nnunet_glacier.layout`)
+``per_image.csv``) of every experiment of a run (paths from :mod:`nnunet_glacier.pipeline.layout`)
 and writes into ``<work>/report/``:
 
 - ``report.md`` — front delineation (Table A2 form: pooled MDE as mean ± std
@@ -28,18 +28,19 @@ from typing import Any
 
 import numpy as np
 
-from nnunet_glacier import caffe, plots
-from nnunet_glacier.atomic import write_json, write_text
-from nnunet_glacier.compare import against_baseline, compare_runs, comparison_markdown
-from nnunet_glacier.csv_tables import read_csv
+from nnunet_glacier.data import caffe
+from nnunet_glacier.data.experiments import Experiment, profile_description, profile_name
+from nnunet_glacier.data.synthetic import MARKER, is_synthetic
 from nnunet_glacier.errors import InputError
-from nnunet_glacier.evaluate import BREAKDOWNS
-from nnunet_glacier.experiments import Experiment, profile_description, profile_name
-from nnunet_glacier.figure_options import GROUP_COLUMNS
-from nnunet_glacier.layout import ENSEMBLE, Fold, RunLayout, fold_member
-from nnunet_glacier.paper import CAFFE_BASELINES_M, HERRMANN_2023_MDE_M
-from nnunet_glacier.postprocess import choose_route
-from nnunet_glacier.synthetic import MARKER, is_synthetic
+from nnunet_glacier.evaluation import plots
+from nnunet_glacier.evaluation.compare import against_baseline, compare_runs, comparison_markdown
+from nnunet_glacier.evaluation.evaluate import BREAKDOWNS
+from nnunet_glacier.evaluation.figure_options import GROUP_COLUMNS
+from nnunet_glacier.evaluation.paper import CAFFE_BASELINES_M, HERRMANN_2023_MDE_M
+from nnunet_glacier.pipeline.layout import ENSEMBLE, Fold, RunLayout, fold_member
+from nnunet_glacier.postprocessing.postprocess import choose_route
+from nnunet_glacier.utilities.atomic import write_json, write_text
+from nnunet_glacier.utilities.csv_tables import read_csv
 
 OVERLAYS_PER_EXPERIMENT = 4
 

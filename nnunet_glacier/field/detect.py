@@ -1,11 +1,11 @@
 """Calving fronts for new scenes: a trained model over PNG or GeoTIFF scenes, GIS-ready outputs, quality flags.
 
-For every scene (see :mod:`nnunet_glacier.geo` for reading, pixel sizes and
+For every scene (see :mod:`nnunet_glacier.field.geo` for reading, pixel sizes and
 no-data) the folds' ensemble (mean of class probabilities,
 :class:`~nnunet_glacier.nnunet.predict.GlacierPredictor`) is post-processed
 along one route, chosen by the model's tasks: ``fused`` for a fused-label
 model, else ``zone`` when the model has a zone task (the route of the
-paper's best results), else ``front`` (see :mod:`nnunet_glacier.postprocess`;
+paper's best results), else ``front`` (see :mod:`nnunet_glacier.postprocessing.postprocess`;
 fronts of ``<= min_length_m`` metres are dropped, CaFFe's 750 m by default).
 The routes are no-data aware: the scene's no-data is NA in the zone mask,
 and no front pixel lies within ``postprocess.EDGE_MARGIN_PX`` pixels of
@@ -20,7 +20,7 @@ when it was georeferenced, PNG otherwise; see :func:`geo.write_raster`)::
     <stem>_front.tif|png     post-processed one-pixel front: 255 front, 0 elsewhere, 127 no data (nodata value)
     <stem>_uncertainty.tif   with ``OutputOptions.uncertainty``: normalised entropy of the ensemble's class
                              probabilities of the route's task, 0 (certain) .. 1 (all classes equally likely),
-                             float32, NaN on no-data (:func:`~nnunet_glacier.uncertainty.normalised_entropy`)
+                             float32, NaN on no-data (:func:`~nnunet_glacier.nnunet.uncertainty.normalised_entropy`)
     <stem>_front.geojson     the front as LineStrings, one per segment, vertices in order along it (in the
                              scene's CRS, or with ``OutputOptions.rfc7946`` in WGS84 longitude, latitude)
     <stem>_overlay.png       front and zones drawn on the scene
@@ -28,7 +28,7 @@ when it was georeferenced, PNG otherwise; see :func:`geo.write_raster`)::
 
 and for the whole folder, rebuilt from every record in ``OUT`` after each run (also an interrupted one)::
 
-    quality.csv              one row per scene flagging scenes to check by hand (:mod:`nnunet_glacier.quality`)
+    quality.csv              one row per scene flagging scenes to check by hand (:mod:`nnunet_glacier.field.quality`)
     fronts.gpkg              GeoPackage, one feature per scene (front as MultiLineString, :data:`GPKG_COLUMNS`)
                              in layer ``fronts`` (see :func:`front_layers` for scenes in other CRSs)
 
@@ -38,7 +38,7 @@ raster) gets no front, and one whose CaFFe-name resolution disagrees with
 its GeoTIFF grid (:func:`geo.resolution_mismatch`) is flagged; both warn.
 
 Re-runs. A scene's record holds what it was made from
-(:mod:`nnunet_glacier.provenance`): the stamp of its input file and
+(:mod:`nnunet_glacier.utilities.provenance`): the stamp of its input file and
 :meth:`SceneSettings.made_with` — the predictor's ``made_from()`` (model,
 folds, checkpoints, sliding window), the pixel-size options, the glacier
 name, the post-processing, output and no-data options and the thresholds
@@ -46,17 +46,17 @@ of the scene checks (a change of any of them redoes every scene, even
 those it does not affect). A scene is skipped only while its record is
 current and its outputs are present; otherwise the old record and every
 output it lists are removed and the scene is detected again. The quality
-thresholds (:class:`~nnunet_glacier.quality.QualitySettings`) only shape
+thresholds (:class:`~nnunet_glacier.field.quality.QualitySettings`) only shape
 ``quality.csv``, which every run rebuilds, and redo no scene.
 
 Inputs: two scenes with one stem are refused before any work (their
 outputs would overwrite each other), and with ``OUT`` equal to the input
 folder detect's own outputs there are never read as scenes
 (:func:`scenes_to_detect`). Temporaries a killed run left in ``OUT`` are
-removed at the start (:func:`~nnunet_glacier.atomic.remove_stale_temporaries`).
+removed at the start (:func:`~nnunet_glacier.utilities.atomic.remove_stale_temporaries`).
 
 Concurrent runs on one ``OUT`` share the work: each scene is detected under
-its own lock (:func:`~nnunet_glacier.locks.exclusive` on its record) and
+its own lock (:func:`~nnunet_glacier.utilities.locks.exclusive` on its record) and
 skipped by whoever finds its record current inside the lock; a run first
 does the scenes no other run holds, then waits for the rest. Every output is
 written atomically, so no reader sees a half-written file.
@@ -76,14 +76,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm import tqdm
 
-from nnunet_glacier import geo, postprocess, provenance
-from nnunet_glacier.atomic import remove_stale_temporaries, write_json, write_text
+from nnunet_glacier.data.tasks import TASKS
 from nnunet_glacier.errors import InputError, problem_of
-from nnunet_glacier.locks import exclusive
-from nnunet_glacier.models import model_label
-from nnunet_glacier.plots import PRED_FRONT_RGB, ZONE_RGB, plot_overlay
-from nnunet_glacier.postprocess import PostprocessSettings, choose_route, route_front_and_zones
-from nnunet_glacier.quality import (
+from nnunet_glacier.evaluation.plots import PRED_FRONT_RGB, ZONE_RGB, plot_overlay
+from nnunet_glacier.field import geo
+from nnunet_glacier.field.models import model_label
+from nnunet_glacier.field.quality import (
     QUALITY_CSV,
     QUALITY_FLAGS,
     SCENE_PROBLEMS,
@@ -91,8 +89,12 @@ from nnunet_glacier.quality import (
     quality_csv,
     quality_rows,
 )
-from nnunet_glacier.tasks import TASKS
-from nnunet_glacier.uncertainty import mean_over
+from nnunet_glacier.nnunet.uncertainty import mean_over
+from nnunet_glacier.postprocessing import postprocess
+from nnunet_glacier.postprocessing.postprocess import PostprocessSettings, choose_route, route_front_and_zones
+from nnunet_glacier.utilities import provenance
+from nnunet_glacier.utilities.atomic import remove_stale_temporaries, write_json, write_text
+from nnunet_glacier.utilities.locks import exclusive
 
 if TYPE_CHECKING:  # the predictor (torch, nnU-Net) is only imported by whoever builds one
     from nnunet_glacier.nnunet.predict import GlacierPredictor, RunReport, ScenePrediction
@@ -126,9 +128,9 @@ class SceneFront:
     front-only models); ``front``: ``bool`` front mask; ``lines_px``:
     ordered front lines in pixel coordinates (:func:`geo.pixel_lines`);
     ``disagreement``: the folds' disagreement on the front (the mean over
-    front pixels of :func:`~nnunet_glacier.uncertainty.fold_disagreement`,
+    front pixels of :func:`~nnunet_glacier.nnunet.uncertainty.fold_disagreement`,
     ``None`` for one fold or no front); ``uncertainty``: ``float32``
-    :func:`~nnunet_glacier.uncertainty.normalised_entropy` of the
+    :func:`~nnunet_glacier.nnunet.uncertainty.normalised_entropy` of the
     ensemble's probabilities of the route's task, NaN on no-data; ``touches_nodata`` / ``touches_border``: the front runs on
     into no-data / out of the image (:func:`postprocess.front_touches_edge`).
     """

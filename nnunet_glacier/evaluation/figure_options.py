@@ -1,6 +1,6 @@
 """What figures can be asked for: file formats and the groupings of per-image results.
 
-Kept apart from :mod:`nnunet_glacier.plots` (which imports matplotlib) so that
+Kept apart from :mod:`nnunet_glacier.evaluation.plots` (which imports matplotlib) so that
 the command line offers these choices without importing a plotting library.
 """
 from __future__ import annotations

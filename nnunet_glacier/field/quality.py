@@ -2,7 +2,7 @@
 filtered manually).
 
 ``quality.csv`` in a detect output folder (columns :data:`QUALITY_COLUMNS`)
-holds one row per scene record (see :mod:`nnunet_glacier.detect`) with the flags
+holds one row per scene record (see :mod:`nnunet_glacier.field.detect`) with the flags
 
 - ``no_front``: no front left after post-processing;
 - ``length_outlier``: front length outside ``usual / length_factor .. usual
@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from nnunet_glacier.csv_tables import csv_text
+from nnunet_glacier.utilities.csv_tables import csv_text
 
 QUALITY_CSV = "quality.csv"
 

@@ -9,10 +9,10 @@ Steps, per experiment (``STEPS``)::
     evaluate  each fold and the ensemble, every route         (evaluate)
     report    Markdown report with tables, t-tests and plots (report)
 
-The work directory is laid out as :mod:`nnunet_glacier.layout` describes.
+The work directory is laid out as :mod:`nnunet_glacier.pipeline.layout` describes.
 
 Every step records what its outputs were made from
-(:func:`~nnunet_glacier.provenance.made_from`, in ``<work>/made_from/``) and is
+(:func:`~nnunet_glacier.utilities.provenance.made_from`, in ``<work>/made_from/``) and is
 skipped only while that record is current; otherwise it is redone. Each
 record holds what its step read from the steps before it, so a change
 anywhere redoes everything made from it, and a re-run gives what a fresh
@@ -41,7 +41,7 @@ checkpoints and so new predictions and evaluations.
 
 Export, plan, evaluate and report write their record last, once their
 outputs are complete; export, evaluate and report replace their folder as a
-whole (:func:`~nnunet_glacier.atomic.atomic_folder`). Train and predict take
+whole (:func:`~nnunet_glacier.utilities.atomic.atomic_folder`). Train and predict take
 long and resume: they write their record *first*, so the partial outputs of an
 interrupted run are known to be made from the same inputs and are completed
 rather than redone; a changed record removes them first. A fold folder that
@@ -49,7 +49,7 @@ has no record was trained outside ``reproduce`` (``nnunet-glacier train``,
 ``nnUNetv2_train``) and is kept as it is.
 
 Each piece of work is done under a lock on its record
-(:func:`~nnunet_glacier.locks.exclusive`): two runs on one work directory
+(:func:`~nnunet_glacier.utilities.locks.exclusive`): two runs on one work directory
 share the work — the second waits, then finds the piece current and skips it.
 """
 from __future__ import annotations
@@ -62,17 +62,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nnunet_glacier import caffe
-from nnunet_glacier.atomic import atomic_folder, remove_stale_temporaries, write_json
+from nnunet_glacier.data import caffe
+from nnunet_glacier.data.experiments import Experiment
 from nnunet_glacier.errors import InputError
-from nnunet_glacier.experiments import Experiment
-from nnunet_glacier.layout import Fold, RunLayout, fold_member, members
-from nnunet_glacier.locks import exclusive
-from nnunet_glacier.provenance import content_digest, is_current, made_from, read_record
-from nnunet_glacier.workspace import Workspace
+from nnunet_glacier.nnunet.workspace import Workspace
+from nnunet_glacier.pipeline.layout import Fold, RunLayout, fold_member, members
+from nnunet_glacier.utilities.atomic import atomic_folder, remove_stale_temporaries, write_json
+from nnunet_glacier.utilities.locks import exclusive
+from nnunet_glacier.utilities.provenance import content_digest, is_current, made_from, read_record
 
 if TYPE_CHECKING:
-    from nnunet_glacier.postprocess import PostprocessSettings
+    from nnunet_glacier.postprocessing.postprocess import PostprocessSettings
 
 STEPS = ("export", "plan", "train", "predict", "evaluate", "report")
 TEST_SPLIT = "test"
@@ -80,7 +80,7 @@ TEST_SPLIT = "test"
 
 @dataclass
 class Reproduction:
-    """What to reproduce and where (the paths of :mod:`nnunet_glacier.layout`)."""
+    """What to reproduce and where (the paths of :mod:`nnunet_glacier.pipeline.layout`)."""
 
     data: Path | None  # a CaFFe root; None only before run_demo writes synthetic scenes
     layout: RunLayout
@@ -252,7 +252,7 @@ def predict_step(run: Reproduction, experiment: Experiment) -> None:
 
 def evaluate_step(run: Reproduction, experiment: Experiment) -> None:
     """Evaluate the ensemble and every fold, each unless evaluated from its current predictions and labels."""
-    from nnunet_glacier.postprocess import PostprocessSettings
+    from nnunet_glacier.postprocessing.postprocess import PostprocessSettings
 
     postprocessing = PostprocessSettings(min_length_m=experiment.evaluation.front_min_length_m,
                                          fused_dilation_px=experiment.evaluation.fused_glacier_dilation_px)
@@ -267,7 +267,7 @@ def _evaluate_member(run: Reproduction, experiment: Experiment, member: str, pos
                      truth: Sequence[Path]) -> None:
     """Evaluate one member's predictions into a new folder unless current; ``truth``: the files besides them
     that the evaluation reads (test images, labels, bounding boxes, the raw dataset.json)."""
-    from nnunet_glacier.evaluate import evaluate_predictions
+    from nnunet_glacier.evaluation.evaluate import evaluate_predictions
 
     predictions = run.layout.predictions(experiment.name, member)
     out = run.layout.evaluation(experiment.name, member)
@@ -289,7 +289,7 @@ def _evaluate_member(run: Reproduction, experiment: Experiment, member: str, pos
 
 def report_step(run: Reproduction) -> Path:
     """Write the Markdown report of every experiment evaluated so far, unless current; returns its path."""
-    from nnunet_glacier.report import write_report
+    from nnunet_glacier.pipeline.report import write_report
 
     layout = run.layout
     folds = {e.name: run.folds_of(e) for e in run.experiments}
@@ -316,7 +316,7 @@ def report_step(run: Reproduction) -> Path:
 
 def run_demo(run: Reproduction, *, n_train: int = 24, n_test: int = 6, size: int = 256, seed: int = 1) -> Path:
     """The demo: synthetic scenes unless ``run.data`` is set, then every step; returns the report path."""
-    from nnunet_glacier.synthetic import generate_caffe
+    from nnunet_glacier.data.synthetic import generate_caffe
 
     if run.data is None:
         run.data = run.layout.synthetic_data

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-TRAINER_DIR = Path(__file__).resolve().parent / "nnunet" / "trainers" / "nnunet_ext"
+TRAINER_DIR = Path(__file__).resolve().parent / "trainers" / "nnunet_ext"
 NNUNET_FOLDERS = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
 DEFAULT_WORK = Path("work")
 

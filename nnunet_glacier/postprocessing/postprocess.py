@@ -1,7 +1,7 @@
 """Post-processing of predictions into one-pixel calving fronts, as in the CaFFe evaluation.
 
 Every function takes and returns 2-D ``numpy`` arrays of *class indices*
-(see :mod:`nnunet_glacier.labels`: zones 0 NA, 1 rock, 2 glacier, 3 ocean;
+(see :mod:`nnunet_glacier.data.labels`: zones 0 NA, 1 rock, 2 glacier, 3 ocean;
 fused adds 4 = front; front maps 0 background, 1 front) and never modifies
 its input. Fronts are returned as ``bool`` masks. Lengths are given in
 metres and turned into pixel counts with the pixel size (metres per pixel).
@@ -39,7 +39,7 @@ are removed afterwards (:func:`apply_bounding_box`).
 
 All three routes give the reference's pixels (checked against the CaFFe
 evaluation code with ``fil_finder`` in the tests); for the front route see
-:mod:`nnunet_glacier.longest_path`, which reproduces FilFinder without
+:mod:`nnunet_glacier.postprocessing.longest_path`, which reproduces FilFinder without
 needing it.
 """
 from __future__ import annotations
@@ -54,9 +54,10 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 from skimage.morphology import skeletonize
 
-from nnunet_glacier import labels, longest_path
-from nnunet_glacier.caffe import BoundingBox
-from nnunet_glacier.labels import FRONT_CLASS, GLACIER, NA, OCEAN
+from nnunet_glacier.data import labels
+from nnunet_glacier.data.caffe import BoundingBox
+from nnunet_glacier.data.labels import FRONT_CLASS, GLACIER, NA, OCEAN
+from nnunet_glacier.postprocessing import longest_path
 
 #: Fronts of at most this length (metres) are dropped (CaFFe reference evaluation).
 MIN_FRONT_LENGTH_M = 750.0
@@ -66,7 +67,7 @@ FUSED_GLACIER_DILATION_PX = 7
 EDGE_MARGIN_PX = 3.0
 
 EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
-#: Routes in priority order; a route's name is the task whose prediction it reads (see :mod:`nnunet_glacier.tasks`).
+#: Routes in priority order; a route's name is the task whose prediction it reads (see :mod:`nnunet_glacier.data.tasks`).
 ROUTES = ("fused", "zone", "front")
 #: Routes beyond the benchmark's, run only on request (never by default): name -> the task whose map they read.
 #: ``fused_split``: the fused map with its front band split down the middle (:func:`split_fused_front`), then
@@ -334,7 +335,7 @@ def ordered_paths(mask: np.ndarray) -> list[np.ndarray]:
 
 def longest_paths(skeleton: np.ndarray) -> np.ndarray:
     """The longest path through each piece of a one-pixel skeleton, pixel for pixel as the CaFFe reference
-    (FilFinder's ``skeleton_longpath``) finds it; ``bool``. See :mod:`nnunet_glacier.longest_path`."""
+    (FilFinder's ``skeleton_longpath``) finds it; ``bool``. See :mod:`nnunet_glacier.postprocessing.longest_path`."""
     return longest_path.longest_paths(skeleton)
 
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from nnunet_glacier.data.tasks import TASKS
 from nnunet_glacier.errors import InputError
-from nnunet_glacier.tasks import TASKS
 
 SPLITS = ("train", "test")
 

@@ -48,9 +48,9 @@ from typing import Any
 
 import numpy as np
 
-from nnunet_glacier.atomic import atomic_path, write_json, write_png
-from nnunet_glacier.caffe import ConversionWarning, SceneName, read_grey, without_apple_double
+from nnunet_glacier.data.caffe import ConversionWarning, SceneName, read_grey, without_apple_double
 from nnunet_glacier.errors import InputError
+from nnunet_glacier.utilities.atomic import atomic_path, write_json, write_png
 
 GEOTIFF_SUFFIXES = (".tif", ".tiff")
 PNG_SUFFIXES = (".png",)

@@ -1,7 +1,7 @@
 """Experiments side by side: fold-level results and Welch t-tests (the paper's Table A1 form).
 
 Input: per experiment, the ``summary.json`` files written by
-:mod:`nnunet_glacier.evaluate` for its folds (one per fold). A *result* is
+:mod:`nnunet_glacier.evaluation.evaluate` for its folds (one per fold). A *result* is
 one route of one experiment, named ``<experiment>:<route>``. For each result
 the fold values of the pooled MDE (metres) and of the macro zone IoU are
 summarised as mean and sample standard deviation (``ddof=1``) over folds;
@@ -12,7 +12,7 @@ the test is undefined (``None``) with fewer than two folds on either side.
 
 Results are compared only when they were evaluated on the same scenes: a
 result's scenes are those of its route's rows in the ``per_image.csv``
-that :mod:`~nnunet_glacier.evaluate` writes beside each ``summary.json``,
+that :mod:`~nnunet_glacier.evaluation.evaluate` writes beside each ``summary.json``,
 over its folds. Results whose scene sets differ (another split, another
 data root, predictions missing for some scenes) are refused with an
 :class:`InputError` naming both results and the scenes only one of them has:
@@ -33,9 +33,9 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from nnunet_glacier.atomic import write_json, write_text
-from nnunet_glacier.csv_tables import read_csv
 from nnunet_glacier.errors import InputError
+from nnunet_glacier.utilities.atomic import write_json, write_text
+from nnunet_glacier.utilities.csv_tables import read_csv
 
 #: Fold-level values compared, keyed by their name in a summary's ``overall`` entry.
 FOLD_VALUES = ("mde_pooled_m", "iou_macro")

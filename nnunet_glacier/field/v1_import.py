@@ -60,9 +60,9 @@ from typing import Any
 
 import numpy as np
 
-from nnunet_glacier.atomic import atomic_path, write_json
+from nnunet_glacier.data.tasks import TASKS
 from nnunet_glacier.errors import ModelError
-from nnunet_glacier.models import (
+from nnunet_glacier.field.models import (
     CHECKPOINT,
     already_installed,
     check_name,
@@ -73,7 +73,7 @@ from nnunet_glacier.models import (
     sha256_of,
     write_model_card,
 )
-from nnunet_glacier.tasks import TASKS
+from nnunet_glacier.utilities.atomic import atomic_path, write_json
 
 V1_CHECKPOINT = "model_final_checkpoint.model"
 V1_INFO = V1_CHECKPOINT + ".pkl"
@@ -473,7 +473,7 @@ def v2_plans(v1: V1Network, dataset: str) -> dict[str, Any]:
 
 def v2_dataset_json(dataset: str, n_training: int | None, imported_from: dict[str, Any]) -> dict[str, Any]:
     """nnU-Net v2's dataset.json for the imported fused-label model, with our ``caffe`` block."""
-    from nnunet_glacier.experiments import get_experiment
+    from nnunet_glacier.data.experiments import get_experiment
 
     experiment = get_experiment(EXPERIMENT)
     return {
@@ -687,7 +687,7 @@ def import_v1_model(source: str | Path, *, name: str | None = None, folds: list[
     ``name`` defaults to the v1 task's name (``Task500_Glacier_zonefronts``),
     ``folds`` to every trained fold. The model is checked and converted
     completely before it is put in place (atomically, like
-    :func:`~nnunet_glacier.models.install_model`); importing the same files
+    :func:`~nnunet_glacier.field.models.install_model`); importing the same files
     again is a no-op, another model under a taken name needs ``force``.
     Returns the installed v2 model folder, ready for ``detect -m NAME``.
     """

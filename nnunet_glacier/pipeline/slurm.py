@@ -32,9 +32,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from nnunet_glacier.atomic import write_text
-from nnunet_glacier.experiments import Experiment
-from nnunet_glacier.layout import RunLayout
+from nnunet_glacier.data.experiments import Experiment
+from nnunet_glacier.pipeline.layout import RunLayout
+from nnunet_glacier.utilities.atomic import write_text
 
 
 @dataclass(frozen=True)

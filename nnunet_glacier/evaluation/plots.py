@@ -35,14 +35,14 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from nnunet_glacier import caffe
-from nnunet_glacier.atomic import atomic_path, write_png
-from nnunet_glacier.caffe import Sample, SceneName
-from nnunet_glacier.csv_tables import read_csv
+from nnunet_glacier.data import caffe
+from nnunet_glacier.data.caffe import Sample, SceneName
+from nnunet_glacier.data.labels import dilate
 from nnunet_glacier.errors import InputError
-from nnunet_glacier.figure_options import FORMATS, GROUP_COLUMNS
-from nnunet_glacier.labels import dilate
-from nnunet_glacier.paper import CAFFE_BASELINES_M
+from nnunet_glacier.evaluation.figure_options import FORMATS, GROUP_COLUMNS
+from nnunet_glacier.evaluation.paper import CAFFE_BASELINES_M
+from nnunet_glacier.utilities.atomic import atomic_path, write_png
+from nnunet_glacier.utilities.csv_tables import read_csv
 
 PNG_DPI = 150
 
@@ -465,9 +465,9 @@ def plot_timeline(scenes: Sequence[Sample | SceneName], out: str | Path | None =
                   formats: Sequence[str] = FORMATS) -> Figure:
     """Acquisition dates of scenes: one row per glacier, colour and marker per sensor.
 
-    ``scenes`` are :class:`~nnunet_glacier.caffe.Sample` (e.g. from
+    ``scenes`` are :class:`~nnunet_glacier.data.caffe.Sample` (e.g. from
     :func:`caffe.discover`; training scenes filled, test scenes hollow) or
-    :class:`~nnunet_glacier.caffe.SceneName` (split unknown: filled). Sensors
+    :class:`~nnunet_glacier.data.caffe.SceneName` (split unknown: filled). Sensors
     of a glacier sit on slightly offset lines so that they do not hide each other.
     Saved to ``out`` unless ``None``.
     """

@@ -1,7 +1,7 @@
 """Synthetic CaFFe-like SAR scenes, for tests and the demo.
 
 :func:`generate_caffe` writes scenes in the exact CaFFe layout and naming
-(see :mod:`nnunet_glacier.caffe`), so every part of the tool can run on them
+(see :mod:`nnunet_glacier.data.caffe`), so every part of the tool can run on them
 without the real data set. Each scene is a fjord seen from above, ``x``
 (columns) running from the glacier's side to the sea:
 
@@ -14,7 +14,7 @@ Mean intensities differ per class (NA 0, ocean 45, melange up to 115, rock
 150, glacier 205 on the 0..255 scale), modulated by smooth relief and by
 multiplicative speckle drawn from a gamma distribution with mean 1, as in
 multi-looked SAR. The front follows the zones exactly (ocean pixels with a
-4-neighbour glacier pixel, :func:`nnunet_glacier.labels.front_from_zones`).
+4-neighbour glacier pixel, :func:`nnunet_glacier.data.labels.front_from_zones`).
 
 Names are real CaFFe glacier codes (training glaciers Crane, DBE, JAC, Jorum,
 SI; test glaciers COL, Mapple) with sensors active at the scene's date and
@@ -37,10 +37,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from nnunet_glacier import caffe, labels
-from nnunet_glacier.atomic import write_json, write_png, write_text
+from nnunet_glacier.data import caffe, labels
+from nnunet_glacier.data.experiments import TASKS
 from nnunet_glacier.errors import InputError
-from nnunet_glacier.experiments import TASKS
+from nnunet_glacier.utilities.atomic import write_json, write_png, write_text
 
 GLACIERS_BY_SPLIT = {"train": ("Crane", "DBE", "JAC", "Jorum", "SI"), "test": ("COL", "Mapple")}
 #: Pixel size in metres written into the names, per sensor (CaFFe's resolutions).

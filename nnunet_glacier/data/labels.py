@@ -1,7 +1,7 @@
 """Label builders for the six experiments, and the multi-task label encoding.
 
 All builders take and return 2-D ``numpy`` arrays of *class indices* (not CaFFe
-pixel values); :mod:`nnunet_glacier.caffe` converts pixel values to classes.
+pixel values); :mod:`nnunet_glacier.data.caffe` converts pixel values to classes.
 
 Class conventions
 -----------------

@@ -16,8 +16,8 @@ What is evaluated of an experiment are its *members*: the fold ensemble
 number ``K`` of the cross-validation or :data:`FOLD_ALL` (trained on every
 training case), kept in ``fold_K`` / ``fold_all`` folders.
 
-The *made-from records* (:mod:`nnunet_glacier.provenance`) of a reproduction
-say what each step's outputs were made from; :mod:`nnunet_glacier.reproduce`
+The *made-from records* (:mod:`nnunet_glacier.utilities.provenance`) of a reproduction
+say what each step's outputs were made from; :mod:`nnunet_glacier.pipeline.reproduce`
 redoes a step whose record is no longer current. Steps on an nnU-Net dataset
 (export, plan) are recorded per dataset (experiments may share one), the
 others per experiment and fold or member, the report once.
@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from nnunet_glacier.workspace import DEFAULT_WORK, Workspace
+from nnunet_glacier.nnunet.workspace import DEFAULT_WORK, Workspace
 
 ENSEMBLE = "ensemble"
 FOLD_ALL = "all"

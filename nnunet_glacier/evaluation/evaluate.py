@@ -8,20 +8,20 @@ task's suffix (``tasks.TASKS``); any subset may be present::
     <stem>_fused.png   fused map: zone values plus 255 = front class      -> route "fused"
 
 Every route whose files are present is evaluated (post-processing in
-:mod:`nnunet_glacier.postprocess`, metrics in :mod:`nnunet_glacier.metrics`):
+:mod:`nnunet_glacier.postprocessing.postprocess`, metrics in :mod:`nnunet_glacier.evaluation.metrics`):
 the post-processed front, with predictions outside the scene's bounding box
 removed, gives the MDE against the label front; the route's zone map gives
 the zone metrics against the label zones:
 
 - zone route: the raw (argmax) zone map, as in the CaFFe reference
   (clean-up only serves front extraction)
-- fused route: :func:`~nnunet_glacier.postprocess.fused_to_zones` of the
+- fused route: :func:`~nnunet_glacier.postprocessing.postprocess.fused_to_zones` of the
   fused map (front class -> ocean, glacier dilated), before clean-up, i.e.
   the zone map the fused model implies, on the same footing as the zone route
 - front route: no zone metrics
 
 On request only (``extra_routes``; the benchmark's routes stay as above), routes
-of :data:`~nnunet_glacier.postprocess.EXTRA_ROUTES` that read the fused map
+of :data:`~nnunet_glacier.postprocessing.postprocess.EXTRA_ROUTES` that read the fused map
 differently: ``fused_split`` (the front band split down its middle, no glacier
 dilation, then the zone route; its zone map is the split one) and
 ``fused_front`` (the front class through the front route).
@@ -34,7 +34,7 @@ Outputs (written atomically into ``out``)::
     <stem>_front_post.png          post-processed fronts (0/255) of the primary route
     <route>/<stem>_front_post.png  ... of the other routes
 
-The primary route is the first present of :data:`~nnunet_glacier.postprocess.ROUTES`
+The primary route is the first present of :data:`~nnunet_glacier.postprocessing.postprocess.ROUTES`
 (fused, zone, front). Distances are in metres; pixel sizes in metres per pixel.
 """
 from __future__ import annotations
@@ -50,14 +50,16 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from nnunet_glacier import caffe, metrics, postprocess
-from nnunet_glacier.atomic import write_json, write_png, write_text
-from nnunet_glacier.caffe import Sample, without_apple_double
-from nnunet_glacier.csv_tables import csv_text
+from nnunet_glacier.data import caffe
+from nnunet_glacier.data.caffe import Sample, without_apple_double
+from nnunet_glacier.data.tasks import TASKS
 from nnunet_glacier.errors import InputError
+from nnunet_glacier.evaluation import metrics
 from nnunet_glacier.nnunet.export import dataset_json_file, recorded_pixel_sizes
-from nnunet_glacier.postprocess import EXTRA_ROUTES, ROUTES, PostprocessSettings, route_task
-from nnunet_glacier.tasks import TASKS
+from nnunet_glacier.postprocessing import postprocess
+from nnunet_glacier.postprocessing.postprocess import EXTRA_ROUTES, ROUTES, PostprocessSettings, route_task
+from nnunet_glacier.utilities.atomic import write_json, write_png, write_text
+from nnunet_glacier.utilities.csv_tables import csv_text
 
 POST_SUFFIX = "_front_post"
 
@@ -237,7 +239,7 @@ def evaluate_predictions(predictions: str | Path, data: str | Path, *, split: st
     ``out`` defaults to ``<predictions>/evaluation``. Pixel sizes: see
     :func:`pixel_size_source` (``pixel_size`` in metres, else those recorded
     in the exported raw ``dataset``, else the names'); summary.json says which.
-    ``extra_routes`` (of :data:`~nnunet_glacier.postprocess.EXTRA_ROUTES`)
+    ``extra_routes`` (of :data:`~nnunet_glacier.postprocessing.postprocess.EXTRA_ROUTES`)
     are evaluated too where their task's prediction is present.
     ``workers`` processes (default: all cores). Writes summary.json,
     per_image.csv and (unless ``save_fronts`` is false) the post-processed

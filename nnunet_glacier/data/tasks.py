@@ -1,10 +1,10 @@
 """The label tasks a network learns: classes, CaFFe pixel values, prediction file suffixes, label builders.
 
 A *task* is one label map (zones, front, glacier boundary, fused zones +
-front). Experiments (:mod:`nnunet_glacier.experiments`) combine tasks; the
-data layer (:mod:`nnunet_glacier.caffe`) reads label and prediction PNGs by
+front). Experiments (:mod:`nnunet_glacier.data.experiments`) combine tasks; the
+data layer (:mod:`nnunet_glacier.data.caffe`) reads label and prediction PNGs by
 task; prediction and evaluation name their files by the task's suffix.
-Class indices follow :mod:`nnunet_glacier.labels` (zones 0 NA, 1 rock,
+Class indices follow :mod:`nnunet_glacier.data.labels` (zones 0 NA, 1 rock,
 2 glacier, 3 ocean; lines 0 background, 1 line; fused adds 4 = front).
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from nnunet_glacier import labels
+from nnunet_glacier.data import labels
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ The settings the paper states for all six experiments are declared once in
 ``configs/base.json``; each experiment is a short JSON file in ``configs/``
 holding what sets it apart (tasks, dataset, trainer, branching, patch size)
 and is read on top of the base into a typed :class:`Experiment` record. The
-label *tasks* they combine are declared in :mod:`nnunet_glacier.tasks`.
+label *tasks* they combine are declared in :mod:`nnunet_glacier.data.tasks`.
 Size profiles (``configs/profiles/*.json``: a ``description`` and overrides)
 override plan and training settings for every experiment, e.g. ``tiny`` for
 CPU tests and the demo; a profile is given by its name or as the path of a
@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from nnunet_glacier import labels
+from nnunet_glacier.data import labels
+from nnunet_glacier.data.tasks import TASKS, LabelSettings, Task
 from nnunet_glacier.errors import ConfigError
-from nnunet_glacier.tasks import TASKS, LabelSettings, Task
 
-CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 PROFILE_DIR = CONFIG_DIR / "profiles"
 BASE_FILE = "base.json"
 
@@ -69,7 +69,7 @@ class TrainingSettings:
 
 @dataclass(frozen=True)
 class EvaluationSettings:
-    """Post-processing settings of the evaluation (see :class:`~nnunet_glacier.postprocess.PostprocessSettings`)."""
+    """Post-processing settings of the evaluation (see :class:`~nnunet_glacier.postprocessing.postprocess.PostprocessSettings`)."""
 
     front_min_length_m: float
     fused_glacier_dilation_px: int

@@ -2,7 +2,7 @@
 
 Reads the scene records (``<stem>_detect.json``, which hold each scene's
 front lines in pixel coordinates, its grid and CRS) that
-:func:`nnunet_glacier.detect.detect` wrote into one folder, groups them by
+:func:`nnunet_glacier.field.detect.detect` wrote into one folder, groups them by
 glacier and writes, per glacier, into ``OUT_DIR/retreat`` (or another folder)::
 
     <glacier>_fronts.png|pdf     every front coloured by date over the latest scene, in map coordinates
@@ -75,17 +75,17 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from nnunet_glacier import geo
-from nnunet_glacier.atomic import write_text
-from nnunet_glacier.caffe import glacier_code, read_grey
-from nnunet_glacier.csv_tables import csv_text
-from nnunet_glacier.detect import read_records
+from nnunet_glacier.data.caffe import glacier_code, read_grey
+from nnunet_glacier.data.labels import GLACIER, OCEAN
+from nnunet_glacier.data.tasks import TASKS
 from nnunet_glacier.errors import InputError
-from nnunet_glacier.figure_options import FORMATS
-from nnunet_glacier.labels import GLACIER, OCEAN
-from nnunet_glacier.plots import plot_front_positions, plot_retreat, save_figure
-from nnunet_glacier.quality import QUALITY_CSV
-from nnunet_glacier.tasks import TASKS
+from nnunet_glacier.evaluation.figure_options import FORMATS
+from nnunet_glacier.evaluation.plots import plot_front_positions, plot_retreat, save_figure
+from nnunet_glacier.field import geo
+from nnunet_glacier.field.detect import read_records
+from nnunet_glacier.field.quality import QUALITY_CSV
+from nnunet_glacier.utilities.atomic import write_text
+from nnunet_glacier.utilities.csv_tables import csv_text
 
 RETREAT_DIR = "retreat"
 POSITION_COLUMNS = ("date", "stem", "position_m", "change_m", "method", "coverage", "needs_check")

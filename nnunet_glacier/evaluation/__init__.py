@@ -1,0 +1,1 @@
+"""The benchmark's metrics, evaluating predictions against labels, comparing results, figures."""

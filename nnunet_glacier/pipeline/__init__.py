@@ -1,0 +1,1 @@
+"""A whole reproduction: the work-directory layout, reproduce, the report, SLURM jobs."""

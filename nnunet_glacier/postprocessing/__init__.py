@@ -1,0 +1,1 @@
+"""From network output to fronts: post-processing of zone and front maps, the longest path of a front skeleton."""
