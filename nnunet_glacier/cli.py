@@ -24,8 +24,8 @@ from nnunet_glacier.errors import ConfigError, GlacierError, InputError, os_erro
 from nnunet_glacier.evaluation.figure_options import FORMATS, GROUP_COLUMNS
 from nnunet_glacier.evaluation.paper import CAFFE_BASELINES_M
 from nnunet_glacier.field.quality import QualitySettings
+from nnunet_glacier.nnunet.folds import FOLD_ALL, parse_fold
 from nnunet_glacier.nnunet.workspace import DEFAULT_WORK
-from nnunet_glacier.pipeline.layout import FOLD_ALL, parse_fold
 from nnunet_glacier.pipeline.reproduce import STEPS
 
 if TYPE_CHECKING:

@@ -97,3 +97,26 @@ def test_trainer_path_prints_the_folder_to_export(capsys):
     assert main(["trainer-path"]) == 0
     assert capsys.readouterr().out.strip() == str(TRAINER_DIR)
     assert (TRAINER_DIR / "caffe_trainers.py").is_file()
+
+
+#: The floors of the package, from the bottom: a module imports only from its own package or from lower floors
+#: (``field`` and ``pipeline`` share the top floor below the command line and do not import each other).
+FLOORS = {"__init__": 0, "errors": 0, "utilities": 1, "data": 2, "nnunet": 3, "postprocessing": 4, "evaluation": 5,
+          "field": 6, "pipeline": 6, "cli": 7}
+
+
+def floor_package(module: str) -> str:
+    """``nnunet_glacier.data.caffe`` -> ``data``; ``nnunet_glacier.cli`` -> ``cli``; the package itself -> ``__init__``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def test_every_module_sits_in_a_floor_package():
+    assert {floor_package(name) for name in import_graph()} == set(FLOORS)
+
+
+def test_imports_point_down_the_pipeline():
+    upward = sorted(f"{module} -> {imported}" for module, imports in import_graph().items() for imported in imports
+                    if floor_package(module) != floor_package(imported)
+                    and FLOORS[floor_package(imported)] >= FLOORS[floor_package(module)])
+    assert not upward, f"imports against the pipeline's direction: {upward}"

@@ -35,12 +35,12 @@ from tqdm import tqdm
 from nnunet_glacier.data.caffe import read_grey
 from nnunet_glacier.data.tasks import TASKS, Task
 from nnunet_glacier.errors import InputError, ModelError, problem_of
+from nnunet_glacier.nnunet.folds import FOLD_ALL, Fold, fold_member
 from nnunet_glacier.nnunet.networks import task_probabilities
 from nnunet_glacier.nnunet.training import resolve_device
 from nnunet_glacier.nnunet.uncertainty import fold_disagreement, normalised_entropy
 from nnunet_glacier.nnunet.window import CHUNK_ROWS, map_large_allocations, stream_bands
 from nnunet_glacier.nnunet.workspace import add_trainer_path
-from nnunet_glacier.pipeline.layout import FOLD_ALL, Fold, fold_member
 from nnunet_glacier.utilities.atomic import atomic_path, write_png
 
 NNUNET_SPACING = [999.0, 1.0, 1.0]  # what nnU-Net's 2-D PNG reader reports

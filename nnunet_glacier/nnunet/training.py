@@ -20,8 +20,8 @@ import torch
 
 from nnunet_glacier.data.experiments import Experiment
 from nnunet_glacier.nnunet.checkpoints import end_forked_children_with_process, usable_checkpoint
+from nnunet_glacier.nnunet.folds import Fold, fold_member
 from nnunet_glacier.nnunet.workspace import Workspace
-from nnunet_glacier.pipeline.layout import Fold, fold_member
 from nnunet_glacier.utilities.atomic import remove_stale_temporaries
 
 

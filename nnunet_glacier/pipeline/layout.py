@@ -13,8 +13,8 @@ Work directory layout::
 
 What is evaluated of an experiment are its *members*: the fold ensemble
 (:data:`ENSEMBLE`) and each fold (``fold_K``). A fold is, as in nnU-Net, a
-number ``K`` of the cross-validation or :data:`FOLD_ALL` (trained on every
-training case), kept in ``fold_K`` / ``fold_all`` folders.
+number ``K`` of the cross-validation or ``all`` (:mod:`nnunet_glacier.nnunet.folds`), kept in
+``fold_K`` / ``fold_all`` folders.
 
 The *made-from records* (:mod:`nnunet_glacier.utilities.provenance`) of a reproduction
 say what each step's outputs were made from; :mod:`nnunet_glacier.pipeline.reproduce`
@@ -28,26 +28,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from nnunet_glacier.nnunet.folds import Fold, fold_member
 from nnunet_glacier.nnunet.workspace import DEFAULT_WORK, Workspace
 
 ENSEMBLE = "ensemble"
-FOLD_ALL = "all"
-#: A fold: its number in the cross-validation, or :data:`FOLD_ALL`.
-Fold = int | str
-
-
-def parse_fold(text: str) -> Fold:
-    """A fold as typed by a user: a number ``>= 0`` or ``all``; ``ValueError`` otherwise."""
-    if text == FOLD_ALL:
-        return FOLD_ALL
-    if not text.isdigit():
-        raise ValueError(f"a fold is a number or {FOLD_ALL!r}, got {text!r}")
-    return int(text)
-
-
-def fold_member(fold: Fold) -> str:
-    """The member name of a fold: ``fold_K`` or ``fold_all`` (nnU-Net's fold folder name too)."""
-    return f"fold_{fold}"
 
 
 def members(folds: Sequence[Fold]) -> list[str]:

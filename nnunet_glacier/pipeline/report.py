@@ -37,7 +37,8 @@ from nnunet_glacier.evaluation.compare import against_baseline, compare_runs, co
 from nnunet_glacier.evaluation.evaluate import BREAKDOWNS
 from nnunet_glacier.evaluation.figure_options import GROUP_COLUMNS
 from nnunet_glacier.evaluation.paper import CAFFE_BASELINES_M, HERRMANN_2023_MDE_M
-from nnunet_glacier.pipeline.layout import ENSEMBLE, Fold, RunLayout, fold_member
+from nnunet_glacier.nnunet.folds import Fold, fold_member
+from nnunet_glacier.pipeline.layout import ENSEMBLE, RunLayout
 from nnunet_glacier.postprocessing.postprocess import choose_route
 from nnunet_glacier.utilities.atomic import write_json, write_text
 from nnunet_glacier.utilities.csv_tables import read_csv

@@ -65,8 +65,9 @@ from typing import TYPE_CHECKING, Any
 from nnunet_glacier.data import caffe
 from nnunet_glacier.data.experiments import Experiment
 from nnunet_glacier.errors import InputError
+from nnunet_glacier.nnunet.folds import Fold, fold_member
 from nnunet_glacier.nnunet.workspace import Workspace
-from nnunet_glacier.pipeline.layout import Fold, RunLayout, fold_member, members
+from nnunet_glacier.pipeline.layout import RunLayout, members
 from nnunet_glacier.utilities.atomic import atomic_folder, remove_stale_temporaries, write_json
 from nnunet_glacier.utilities.locks import exclusive
 from nnunet_glacier.utilities.provenance import content_digest, is_current, made_from, read_record
