@@ -30,7 +30,7 @@ from nnunet_glacier.pipeline.reproduce import STEPS
 
 if TYPE_CHECKING:
     from nnunet_glacier.data.experiments import Experiment
-    from nnunet_glacier.nnunet.predict import RunReport
+    from nnunet_glacier.nnunet.prediction_types import RunReport
 
 
 def _add_work(parser: argparse.ArgumentParser) -> None:
@@ -243,15 +243,23 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_export_command(commands: argparse._SubParsersAction) -> None:
+    """``export``: a CaFFe root as an nnU-Net raw dataset of one experiment."""
+    export = commands.add_parser("export", help="turn a CaFFe root into an nnU-Net raw dataset for one experiment",
+                                 description="Write imagesTr/labelsTr/imagesTs and dataset.json for one experiment.")
+    export.add_argument("--data", type=Path, required=True, help="CaFFe root (sar_images/, zones/, fronts/)")
+    _experiment_choice(export, many=False)
+    _add_work(export)
+    _add_profile(export)
+    _add_pixel_size(export)
+    export.add_argument("--workers", type=_at_least_one, default=None,
+                        help="parallel processes (default: all cores)")
+    export.set_defaults(handler=_cmd_export)
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from nnunet_glacier.evaluation.evaluate import evaluate_predictions, format_tables
-    from nnunet_glacier.postprocessing.postprocess import EXTRA_ROUTES
 
-    unknown = sorted(set(args.extra_routes) - set(EXTRA_ROUTES))
-    if unknown:
-        print(f"error: unknown extra route(s) {', '.join(unknown)}; choose from {', '.join(EXTRA_ROUTES)}",
-              file=sys.stderr)
-        return 2
     evaluation = evaluate_predictions(args.predictions, args.data, split=args.split, out=args.out,
                                       pixel_size=args.pixel_size, dataset=args.dataset,
                                       save_fronts=not args.no_save_fronts, extra_routes=args.extra_routes,
@@ -261,6 +269,47 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"pixel sizes from: {used['pixel_size_source']} {used.get('pixel_size_dataset') or ''}".rstrip())
     print(f"wrote {evaluation.out / 'summary.json'} and per_image.csv")
     return 0
+
+
+def _extra_route(text: str) -> str:
+    """An extra route's name, checked by :func:`~nnunet_glacier.evaluation.evaluate.check_extra_routes` (imported
+    only when ``--extra-routes`` is given: it brings post-processing's imports)."""
+    from nnunet_glacier.evaluation.evaluate import check_extra_routes
+
+    try:
+        check_extra_routes([text])
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+    return text
+
+
+def _add_evaluate_command(commands: argparse._SubParsersAction) -> None:
+    """``evaluate``: CaFFe-exact evaluation of a predictions folder."""
+    evaluate = commands.add_parser(
+        "evaluate", help="post-process predictions and compute MDE and zone metrics (CaFFe-exact)",
+        description="Evaluate every route present in a predictions folder (<stem>_zones.png, <stem>_front.png, "
+                    "<stem>_fused.png) against a CaFFe split: post-processing, bounding boxes, MDE (pooled, mean, "
+                    "median) and zone IoU/precision/recall/F1, with breakdowns. Writes summary.json, "
+                    "per_image.csv and <stem>_front_post.png.")
+    evaluate.add_argument("--predictions", type=Path, required=True, help="folder of prediction PNGs")
+    evaluate.add_argument("--data", type=Path, required=True, help="CaFFe root (sar_images/, zones/, fronts/)")
+    evaluate.add_argument("--split", default="test", choices=SPLITS, help="CaFFe split (default: test)")
+    evaluate.add_argument("--out", type=Path, default=None,
+                          help="output folder (default: PREDICTIONS/evaluation)")
+    _add_pixel_size(evaluate, also_wins_over=" and over the sizes export recorded (--dataset)")
+    evaluate.add_argument("--dataset", type=Path, default=None,
+                          help="the nnU-Net raw dataset exported from DATA (e.g. "
+                               "work/nnUNet_raw/Dataset506_CaFFeFused): use the pixel size export recorded for each "
+                               "scene (default: the names' resolutions)")
+    evaluate.add_argument("--no-save-fronts", action="store_true",
+                          help="do not write the post-processed fronts <stem>_front_post.png")
+    evaluate.add_argument("--extra-routes", type=_extra_route, nargs="+", default=[], metavar="ROUTE",
+                          help="also evaluate routes beyond the benchmark's (options, never the default): "
+                               "fused_split = the fused map's front band split down its middle, no glacier "
+                               "dilation; fused_front = the fused map's front class through the front route")
+    evaluate.add_argument("--workers", type=_at_least_one, default=None,
+                          help="parallel processes (default: all cores)")
+    evaluate.set_defaults(handler=_cmd_evaluate)
 
 
 def _named_glob(text: str) -> tuple[str, str]:
@@ -284,6 +333,19 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_compare_command(commands: argparse._SubParsersAction) -> None:
+    """``compare``: experiments' fold results side by side."""
+    compare = commands.add_parser(
+        "compare", help="experiments' fold results side by side with Welch t-tests",
+        description="Per experiment and route: mean ± std over folds of the pooled MDE and the macro zone IoU; "
+                    "Welch t-tests between every pair on the fold-level MDE. Writes compare.json and compare.md.")
+    compare.add_argument("--runs", type=_named_glob, nargs="+", required=True, metavar="NAME=GLOB",
+                         help="an experiment's name and a glob matching its folds' summary.json files "
+                              "(quote it, e.g. 'fused=work/evaluation/fused/fold_*/summary.json')")
+    compare.add_argument("--out", type=Path, default=Path("."), help="output folder (default: .)")
+    compare.set_defaults(handler=_cmd_compare)
+
+
 def _cmd_synth(args: argparse.Namespace) -> int:
     from nnunet_glacier.data.synthetic import generate_caffe
 
@@ -297,6 +359,22 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         return 2
     print(f"wrote {len(images)} synthetic scenes to {args.out}")
     return 0
+
+
+def _add_synth_command(commands: argparse._SubParsersAction) -> None:
+    """``synth``: synthetic CaFFe-like scenes."""
+    synth = commands.add_parser("synth", help="write synthetic CaFFe-like scenes (for tests and the demo)",
+                                description="Write seeded synthetic fjord scenes in the CaFFe layout and naming: "
+                                            "sar_images/, zones/, fronts/ and bounding_boxes/.")
+    synth.add_argument("--out", type=Path, required=True, help="output CaFFe root (empty or new folder)")
+    synth.add_argument("--n-train", type=_non_negative_int, default=8, metavar="N",
+                       help="training scenes (default: 8)")
+    synth.add_argument("--n-test", type=_non_negative_int, default=4, metavar="N", help="test scenes (default: 4)")
+    synth.add_argument("--size", type=int, nargs=2, default=[128, 128], metavar=("H", "W"),
+                       help="scene size in pixels, rows and columns (default: 128 128)")
+    synth.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default: 0)")
+    synth.add_argument("--no-bounding-boxes", action="store_true", help="do not write bounding_boxes/")
+    synth.set_defaults(handler=_cmd_synth)
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
@@ -315,6 +393,20 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_plan_command(commands: argparse._SubParsersAction) -> None:
+    """``plan``: nnU-Net planning and preprocessing, plus our plans edit."""
+    plan = commands.add_parser("plan", help="nnU-Net planning and preprocessing, plus our plans edit",
+                               description="Run nnU-Net's fingerprint, planner and 2d preprocessing for the "
+                                           "experiment's dataset, then write the profile's configuration "
+                                           "(patch, batch, architecture, schedule) into nnUNetPlans.json.")
+    _experiment_choice(plan, many=False)
+    _add_work(plan)
+    _add_profile(plan)
+    plan.add_argument("--processes", type=_at_least_one, default=2, help="processes for nnU-Net (default: 2)")
+    plan.add_argument("--no-verify", action="store_true", help="skip nnU-Net's dataset integrity check")
+    plan.set_defaults(handler=_cmd_plan)
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from nnunet_glacier.data.experiments import get_experiment
     from nnunet_glacier.nnunet.training import train_fold
@@ -327,6 +419,28 @@ def _cmd_train(args: argparse.Namespace) -> int:
                               iterations=args.iterations, val_iterations=args.val_iterations, seed=args.seed)
         print(f"{experiment.name} fold {fold}: {fold_dir}")
     return 0
+
+
+def _add_train_command(commands: argparse._SubParsersAction) -> None:
+    """``train``: training folds of an experiment."""
+    train = commands.add_parser("train", help="train folds of an experiment (resumes interrupted runs)",
+                                description="Train with nnU-Net v2 and our trainers; a finished fold is skipped, "
+                                            "an interrupted one resumes from its newest checkpoint.")
+    _experiment_choice(train, many=False)
+    train.add_argument("--fold", type=_fold, nargs="+", required=True, choices=[*range(5), FOLD_ALL], metavar="K",
+                       help=f"fold(s) 0..4 of nnU-Net's five-fold split, or {FOLD_ALL} to train on every training "
+                            "case (nnU-Net's fold all)")
+    _add_work(train)
+    _add_profile(train)
+    _add_device(train)
+    train.add_argument("--max-epochs", type=_at_least_one, default=None,
+                       help="override the plans' number of epochs")
+    train.add_argument("--iterations", type=_at_least_one, default=None,
+                       help="override training iterations per epoch")
+    train.add_argument("--val-iterations", type=_at_least_one, default=None,
+                       help="override validation iterations per epoch")
+    _add_seed(train, default=0, seeds="the training (random, NumPy and torch)")
+    train.set_defaults(handler=_cmd_train)
 
 
 def _finish_run(report: RunReport, what: str, where: str) -> int:
@@ -352,6 +466,26 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     report = predict_images(predictor, list_scenes(args.input, PNG_SUFFIXES), args.output,
                             per_fold=args.per_fold, save_probabilities=args.save_probabilities)
     return _finish_run(report, f"folds {predictor.folds}", f"-> {args.output}")
+
+
+def _add_predict_command(commands: argparse._SubParsersAction) -> None:
+    """``predict``: prediction of PNG scenes."""
+    predict = commands.add_parser("predict", help="predict scenes with one or several folds (mean-probability ensemble)",
+                                  description="Sliding-window prediction; writes <stem>_zones.png, <stem>_front.png "
+                                              "(and _boundary/_fused) in CaFFe pixel values.")
+    model = predict.add_mutually_exclusive_group(required=True)
+    model.add_argument("--experiment", choices=experiment_names(), metavar="NAME",
+                       help=f"a trained experiment of the work directory: {', '.join(experiment_names())}")
+    model.add_argument("-m", "--model", type=Path, help="an nnU-Net results folder (holding fold_K/)")
+    predict.add_argument("-i", "--input", type=Path, required=True, help="a PNG scene or a folder of them")
+    predict.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    predict.add_argument("--per-fold", action="store_true", help="also write each fold's prediction to OUTPUT/fold_K")
+    predict.add_argument("--save-probabilities", action="store_true",
+                         help="also write <stem>_probabilities.npz (float16, per task)")
+    _add_predictor_options(predict)
+    _add_work(predict)
+    _add_profile(predict)
+    predict.set_defaults(handler=_cmd_predict)
 
 
 def _cmd_plot_overlays(args: argparse.Namespace) -> int:
@@ -408,7 +542,8 @@ def _labelled_csv(text: str) -> tuple[str, Path]:
     return label, Path(path)
 
 
-def _add_plot_commands(commands: argparse._SubParsersAction) -> None:
+def _add_plot_command(commands: argparse._SubParsersAction) -> None:
+    """``plot``: the figures, one sub-command each."""
     plot = commands.add_parser("plot", help="figures: overlays, MDE box plots, dataset timeline, retreat maps",
                                description="Matplotlib figures (PNG and PDF) and fast per-scene overlay PNGs.")
     figures = plot.add_subparsers(dest="figure", metavar="FIGURE", required=True)
@@ -495,6 +630,23 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_reproduce_command(commands: argparse._SubParsersAction) -> None:
+    """``reproduce``: the paper end to end."""
+    reproduce = commands.add_parser(
+        "reproduce", help="the paper end to end: export, plan, train, predict, ensemble, evaluate, report",
+        description="Run the method's steps for the chosen experiments. Every step records what it was made from "
+                    "(input files, settings, checkpoints, seed) and is skipped while that holds; a change redoes the "
+                    "step and everything made from it, and re-running the command resumes an interrupted "
+                    "reproduction.")
+    reproduce.add_argument("--data", type=Path, required=True, help="CaFFe root (sar_images/, zones/, fronts/)")
+    _experiment_choice(reproduce, many=True)
+    reproduce.add_argument("--steps", nargs="+", default=list(STEPS), choices=STEPS, metavar="STEP",
+                           help=f"steps to run, in this order: {', '.join(STEPS)} (default: all)")
+    _add_run_options(reproduce)
+    _add_seed(reproduce, default=0)
+    reproduce.set_defaults(handler=_cmd_reproduce)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from nnunet_glacier.pipeline.reproduce import run_demo
 
@@ -502,6 +654,22 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                       size=args.size, seed=args.seed)
     print(f"demo finished; report: {report}")
     return 0
+
+
+def _add_demo_command(commands: argparse._SubParsersAction) -> None:
+    """``demo``: the whole method on synthetic scenes."""
+    demo = commands.add_parser("demo", help="see the whole method work on a laptop in minutes (no data, no GPU)",
+                               description="Write synthetic CaFFe-like scenes (or use --data), train the fused-label "
+                                           "model briefly, predict, evaluate and write a report with overlays.")
+    demo.add_argument("--data", type=Path, default=None, help="a CaFFe root to use instead of synthetic scenes")
+    demo.add_argument("--experiments", nargs="+", default=["fused"], choices=[*experiment_names(), "all"],
+                      metavar="NAME", help="experiments to run (default: fused)")
+    demo.add_argument("--n-train", type=_at_least_one, default=24, help="synthetic training scenes (default: 24)")
+    demo.add_argument("--n-test", type=_at_least_one, default=6, help="synthetic test scenes (default: 6)")
+    demo.add_argument("--size", type=_scene_edge, default=256, help="synthetic scene edge in pixels (default: 256)")
+    _add_run_options(demo, default_work=Path("demo"), default_profile="demo")
+    _add_seed(demo, default=1, seeds="the synthetic scenes and of training")
+    demo.set_defaults(handler=_cmd_demo)
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:
@@ -521,37 +689,25 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     if args.model is None or args.input is None:
         print("error: detect needs -m/--model and -i/--input (unless --merge-only)", file=sys.stderr)
         return 2
-    scenes = list_scenes(args.input)
-    if args.shard is not None:
-        scenes = shard(scenes, *args.shard)
+    every_scene = list_scenes(args.input)
+    context = list_scenes(args.context) if args.context is not None else []
+    scenes = shard(every_scene, *args.shard) if args.shard is not None else every_scene
     args.model = resolve_model(args.model)
     predictor = _predictor(args)
+    if predictor.temporal.enabled and args.shard is not None:  # other shards' scenes are this shard's context too
+        in_shard = set(scenes)
+        context = [*(scene for scene in every_scene if scene not in in_shard), *context]
     report = detect(predictor, scenes, args.output, pixel_size_m=args.pixel_size,
                     default_pixel_size_m=args.default_pixel_size, glacier=args.glacier,
                     settings=PostprocessSettings(min_length_m=args.min_length_m),
                     quality=quality, options=OutputOptions(uncertainty=args.uncertainty, rfc7946=args.rfc7946),
-                    zero_border=not args.zeros_are_data, summary=not args.no_summary)
+                    zero_border=not args.zeros_are_data, summary=not args.no_summary, context=context)
     return _finish_run(report, f"folds {predictor.folds}",
                        f"-> {args.output} (fronts: {args.output / FRONTS_GPKG}, flags: {args.output / QUALITY_CSV})")
 
 
-def _cmd_retreat(args: argparse.Namespace) -> int:
-    from nnunet_glacier.field.retreat import retreat
-
-    if args.box is not None and args.centreline is not None:
-        print("error: give a box or a centre line, not both", file=sys.stderr)
-        return 2
-    if args.centreline is not None and args.box_width is None:
-        print("error: --centreline needs --box-width (the width of the box along it, metres)", file=sys.stderr)
-        return 2
-    written = retreat(args.out_dir, glacier=args.glacier, box=args.box, centreline=args.centreline,
-                      box_width_m=args.box_width, dest=args.output)
-    for glacier, paths in written.items():
-        print(f"{glacier}: " + ", ".join(str(p) for p in paths))
-    return 0
-
-
-def _add_detect_commands(commands: argparse._SubParsersAction) -> None:
+def _add_detect_command(commands: argparse._SubParsersAction) -> None:
+    """``detect``: fronts of new scenes."""
     defaults = QualitySettings()
     min_length_m = base_evaluation().front_min_length_m
     detect = commands.add_parser(
@@ -571,6 +727,12 @@ def _add_detect_commands(commands: argparse._SubParsersAction) -> None:
                         help="a scene (.png, .tif, .tiff), a folder of them or a .txt list of scene paths (one a "
                              "line, relative to the list's folder); required unless --merge-only")
     detect.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    detect.add_argument("--context", type=Path, default=None, metavar="DIR",
+                        help="for a model with temporal context: further acquisitions (a folder of scenes or a "
+                             ".txt list) used only as context, never detected; each scene takes its nearest "
+                             "earlier (and later) acquisitions of its glacier among the input scenes and these "
+                             "(dates from CaFFe names, the file name or GeoTIFF metadata); quality.csv counts "
+                             "them (context_found) and flags no_context")
     detect.add_argument("--shard", type=_shard, default=None, metavar="K/N",
                         help="only shard K of N of the scenes (every N-th from the K-th; see slurm-detect)")
     detect.add_argument("--no-summary", action="store_true",
@@ -607,6 +769,22 @@ def _add_detect_commands(commands: argparse._SubParsersAction) -> None:
                              "the zero fill of swath borders, i.e. no-data)")
     detect.set_defaults(handler=_cmd_detect)
 
+
+def _cmd_retreat(args: argparse.Namespace) -> int:
+    from nnunet_glacier.field.retreat import retreat
+
+    if args.centreline is not None and args.box_width is None:
+        print("error: --centreline needs --box-width (the width of the box along it, metres)", file=sys.stderr)
+        return 2
+    written = retreat(args.out_dir, glacier=args.glacier, box=args.box, centreline=args.centreline,
+                      box_width_m=args.box_width, dest=args.output)
+    for glacier, paths in written.items():
+        print(f"{glacier}: " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def _add_retreat_command(commands: argparse._SubParsersAction) -> None:
+    """``retreat``: front time series of a detect folder."""
     retreat = commands.add_parser(
         "retreat", help="front time series of a detect folder: fronts by date, position change over time",
         description="Per glacier of a detect output folder: all fronts coloured by date over the latest scene "
@@ -615,13 +793,14 @@ def _add_detect_commands(commands: argparse._SubParsersAction) -> None:
                     "front inside the fjord. Writes <glacier>_fronts.png/pdf, <glacier>_position.csv and "
                     "<glacier>_position.png/pdf.")
     retreat.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="a folder written by `nnunet-glacier detect`")
-    retreat.add_argument("--box", type=Path, default=None, metavar="FILE",
-                         help="a rectangle across the fjord whose first edge (first to second vertex) is its "
-                              "upstream edge: the first Polygon of a vector file (GeoJSON, GeoPackage, ...) or a CSV "
-                              "with x,y columns of its corners")
-    retreat.add_argument("--centreline", type=Path, default=None, metavar="FILE",
-                         help="glacier centre line drawn from upstream towards the ocean (a LineString, or a CSV "
-                              "with x,y columns): the box is the rectangle along it, --box-width wide")
+    guide = retreat.add_mutually_exclusive_group()  # a box or a centre line (the library refuses both too)
+    guide.add_argument("--box", type=Path, default=None, metavar="FILE",
+                       help="a rectangle across the fjord whose first edge (first to second vertex) is its "
+                            "upstream edge: the first Polygon of a vector file (GeoJSON, GeoPackage, ...) or a CSV "
+                            "with x,y columns of its corners")
+    guide.add_argument("--centreline", type=Path, default=None, metavar="FILE",
+                       help="glacier centre line drawn from upstream towards the ocean (a LineString, or a CSV "
+                            "with x,y columns): the box is the rectangle along it, --box-width wide")
     retreat.add_argument("--box-width", type=_positive_finite_float, default=None, metavar="METRES",
                          help="width of the box along --centreline, across the fjord (needed with --centreline)")
     retreat.add_argument("--glacier", default=None, help="only this glacier (code or name; default: all)")
@@ -672,7 +851,8 @@ def _cmd_model_import_v1(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_model_commands(commands: argparse._SubParsersAction) -> None:
+def _add_model_command(commands: argparse._SubParsersAction) -> None:
+    """``model``: model zips and installed models, one sub-command each."""
     model = commands.add_parser(
         "model", help="share trained models: export to a zip with a model card, install, import nnU-Net v1 models, "
                       "list",
@@ -728,36 +908,6 @@ def _cluster_settings(args: argparse.Namespace, **hours: int):
                            memory_gb=args.memory, setup=args.setup, **hours)
 
 
-def _cmd_slurm(args: argparse.Namespace) -> int:
-    from nnunet_glacier.pipeline.slurm import write_slurm_jobs
-
-    written = write_slurm_jobs(_selected(args), args.data, args.work or Path("work"), args.out,
-                               _cluster_settings(args, train_hours=args.train_hours))
-    print(f"wrote {len(written)} files to {args.out}; submit with: bash {args.out / 'submit_all.sh'}")
-    return 0
-
-
-def _cmd_slurm_detect(args: argparse.Namespace) -> int:
-    import shlex
-
-    from nnunet_glacier.field.geo import list_scenes
-    from nnunet_glacier.pipeline.slurm import write_detect_jobs
-
-    scenes = list_scenes(args.input)
-    written = write_detect_jobs(scenes, args.model, args.output, args.jobs, args.shards,
-                                shlex.split(args.detect_options), _cluster_settings(args), hours=args.hours)
-    print(f"{len(scenes)} scenes in shards of {args.jobs / 'detect_shards.sbatch'}; wrote {len(written)} files; "
-          f"submit with: bash {args.jobs / 'submit_detect.sh'}")
-    return 0
-
-
-def _cmd_trainer_path(args: argparse.Namespace) -> int:
-    from nnunet_glacier.nnunet.workspace import TRAINER_DIR
-
-    print(TRAINER_DIR)
-    return 0
-
-
 def _add_cluster_options(parser: argparse.ArgumentParser, *, gpus: str) -> None:
     """Site settings of SLURM jobs (:func:`_cluster_settings`)."""
     parser.add_argument("--partition", default=None, help="SLURM partition")
@@ -768,148 +918,17 @@ def _add_cluster_options(parser: argparse.ArgumentParser, *, gpus: str) -> None:
     parser.add_argument("--setup", default="", help="shell run first in every job, e.g. 'module load cuda'")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="nnunet-glacier",
-        description="Calving-front detection and glacier-zone segmentation in SAR images with nnU-Net v2 "
-                    "(Herrmann et al. 2023, CaFFe benchmark).")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+def _cmd_slurm(args: argparse.Namespace) -> int:
+    from nnunet_glacier.pipeline.slurm import write_slurm_jobs
 
-    export = commands.add_parser("export", help="turn a CaFFe root into an nnU-Net raw dataset for one experiment",
-                                 description="Write imagesTr/labelsTr/imagesTs and dataset.json for one experiment.")
-    export.add_argument("--data", type=Path, required=True, help="CaFFe root (sar_images/, zones/, fronts/)")
-    _experiment_choice(export, many=False)
-    _add_work(export)
-    _add_profile(export)
-    _add_pixel_size(export)
-    export.add_argument("--workers", type=_at_least_one, default=None,
-                        help="parallel processes (default: all cores)")
-    export.set_defaults(handler=_cmd_export)
+    written = write_slurm_jobs(_selected(args), args.data, args.work or Path("work"), args.out,
+                               _cluster_settings(args, train_hours=args.train_hours))
+    print(f"wrote {len(written)} files to {args.out}; submit with: bash {args.out / 'submit_all.sh'}")
+    return 0
 
-    evaluate = commands.add_parser(
-        "evaluate", help="post-process predictions and compute MDE and zone metrics (CaFFe-exact)",
-        description="Evaluate every route present in a predictions folder (<stem>_zones.png, <stem>_front.png, "
-                    "<stem>_fused.png) against a CaFFe split: post-processing, bounding boxes, MDE (pooled, mean, "
-                    "median) and zone IoU/precision/recall/F1, with breakdowns. Writes summary.json, "
-                    "per_image.csv and <stem>_front_post.png.")
-    evaluate.add_argument("--predictions", type=Path, required=True, help="folder of prediction PNGs")
-    evaluate.add_argument("--data", type=Path, required=True, help="CaFFe root (sar_images/, zones/, fronts/)")
-    evaluate.add_argument("--split", default="test", choices=SPLITS, help="CaFFe split (default: test)")
-    evaluate.add_argument("--out", type=Path, default=None,
-                          help="output folder (default: PREDICTIONS/evaluation)")
-    _add_pixel_size(evaluate, also_wins_over=" and over the sizes export recorded (--dataset)")
-    evaluate.add_argument("--dataset", type=Path, default=None,
-                          help="the nnU-Net raw dataset exported from DATA (e.g. "
-                               "work/nnUNet_raw/Dataset506_CaFFeFused): use the pixel size export recorded for each "
-                               "scene (default: the names' resolutions)")
-    evaluate.add_argument("--no-save-fronts", action="store_true",
-                          help="do not write the post-processed fronts <stem>_front_post.png")
-    evaluate.add_argument("--extra-routes", nargs="+", default=[], metavar="ROUTE",
-                          help="also evaluate routes beyond the benchmark's (options, never the default): "
-                               "fused_split = the fused map's front band split down its middle, no glacier "
-                               "dilation; fused_front = the fused map's front class through the front route")
-    evaluate.add_argument("--workers", type=_at_least_one, default=None,
-                          help="parallel processes (default: all cores)")
-    evaluate.set_defaults(handler=_cmd_evaluate)
 
-    compare = commands.add_parser(
-        "compare", help="experiments' fold results side by side with Welch t-tests",
-        description="Per experiment and route: mean ± std over folds of the pooled MDE and the macro zone IoU; "
-                    "Welch t-tests between every pair on the fold-level MDE. Writes compare.json and compare.md.")
-    compare.add_argument("--runs", type=_named_glob, nargs="+", required=True, metavar="NAME=GLOB",
-                         help="an experiment's name and a glob matching its folds' summary.json files "
-                              "(quote it, e.g. 'fused=work/evaluation/fused/fold_*/summary.json')")
-    compare.add_argument("--out", type=Path, default=Path("."), help="output folder (default: .)")
-    compare.set_defaults(handler=_cmd_compare)
-
-    synth = commands.add_parser("synth", help="write synthetic CaFFe-like scenes (for tests and the demo)",
-                                description="Write seeded synthetic fjord scenes in the CaFFe layout and naming: "
-                                            "sar_images/, zones/, fronts/ and bounding_boxes/.")
-    synth.add_argument("--out", type=Path, required=True, help="output CaFFe root (empty or new folder)")
-    synth.add_argument("--n-train", type=_non_negative_int, default=8, metavar="N",
-                       help="training scenes (default: 8)")
-    synth.add_argument("--n-test", type=_non_negative_int, default=4, metavar="N", help="test scenes (default: 4)")
-    synth.add_argument("--size", type=int, nargs=2, default=[128, 128], metavar=("H", "W"),
-                       help="scene size in pixels, rows and columns (default: 128 128)")
-    synth.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default: 0)")
-    synth.add_argument("--no-bounding-boxes", action="store_true", help="do not write bounding_boxes/")
-    synth.set_defaults(handler=_cmd_synth)
-
-    plan = commands.add_parser("plan", help="nnU-Net planning and preprocessing, plus our plans edit",
-                               description="Run nnU-Net's fingerprint, planner and 2d preprocessing for the "
-                                           "experiment's dataset, then write the profile's configuration "
-                                           "(patch, batch, architecture, schedule) into nnUNetPlans.json.")
-    _experiment_choice(plan, many=False)
-    _add_work(plan)
-    _add_profile(plan)
-    plan.add_argument("--processes", type=_at_least_one, default=2, help="processes for nnU-Net (default: 2)")
-    plan.add_argument("--no-verify", action="store_true", help="skip nnU-Net's dataset integrity check")
-    plan.set_defaults(handler=_cmd_plan)
-
-    train = commands.add_parser("train", help="train folds of an experiment (resumes interrupted runs)",
-                                description="Train with nnU-Net v2 and our trainers; a finished fold is skipped, "
-                                            "an interrupted one resumes from its newest checkpoint.")
-    _experiment_choice(train, many=False)
-    train.add_argument("--fold", type=_fold, nargs="+", required=True, choices=[*range(5), FOLD_ALL], metavar="K",
-                       help=f"fold(s) 0..4 of nnU-Net's five-fold split, or {FOLD_ALL} to train on every training "
-                            "case (nnU-Net's fold all)")
-    _add_work(train)
-    _add_profile(train)
-    _add_device(train)
-    train.add_argument("--max-epochs", type=_at_least_one, default=None,
-                       help="override the plans' number of epochs")
-    train.add_argument("--iterations", type=_at_least_one, default=None,
-                       help="override training iterations per epoch")
-    train.add_argument("--val-iterations", type=_at_least_one, default=None,
-                       help="override validation iterations per epoch")
-    _add_seed(train, default=0, seeds="the training (random, NumPy and torch)")
-    train.set_defaults(handler=_cmd_train)
-
-    predict = commands.add_parser("predict", help="predict scenes with one or several folds (mean-probability ensemble)",
-                                  description="Sliding-window prediction; writes <stem>_zones.png, <stem>_front.png "
-                                              "(and _boundary/_fused) in CaFFe pixel values.")
-    model = predict.add_mutually_exclusive_group(required=True)
-    model.add_argument("--experiment", choices=experiment_names(), metavar="NAME",
-                       help=f"a trained experiment of the work directory: {', '.join(experiment_names())}")
-    model.add_argument("-m", "--model", type=Path, help="an nnU-Net results folder (holding fold_K/)")
-    predict.add_argument("-i", "--input", type=Path, required=True, help="a PNG scene or a folder of them")
-    predict.add_argument("-o", "--output", type=Path, required=True, help="output folder")
-    predict.add_argument("--per-fold", action="store_true", help="also write each fold's prediction to OUTPUT/fold_K")
-    predict.add_argument("--save-probabilities", action="store_true",
-                         help="also write <stem>_probabilities.npz (float16, per task)")
-    _add_predictor_options(predict)
-    _add_work(predict)
-    _add_profile(predict)
-    predict.set_defaults(handler=_cmd_predict)
-
-    reproduce = commands.add_parser(
-        "reproduce", help="the paper end to end: export, plan, train, predict, ensemble, evaluate, report",
-        description="Run the method's steps for the chosen experiments. Every step records what it was made from "
-                    "(input files, settings, checkpoints, seed) and is skipped while that holds; a change redoes the "
-                    "step and everything made from it, and re-running the command resumes an interrupted "
-                    "reproduction.")
-    reproduce.add_argument("--data", type=Path, required=True, help="CaFFe root (sar_images/, zones/, fronts/)")
-    _experiment_choice(reproduce, many=True)
-    reproduce.add_argument("--steps", nargs="+", default=list(STEPS), choices=STEPS, metavar="STEP",
-                           help=f"steps to run, in this order: {', '.join(STEPS)} (default: all)")
-    _add_run_options(reproduce)
-    _add_seed(reproduce, default=0)
-    reproduce.set_defaults(handler=_cmd_reproduce)
-
-    demo = commands.add_parser("demo", help="see the whole method work on a laptop in minutes (no data, no GPU)",
-                               description="Write synthetic CaFFe-like scenes (or use --data), train the fused-label "
-                                           "model briefly, predict, evaluate and write a report with overlays.")
-    demo.add_argument("--data", type=Path, default=None, help="a CaFFe root to use instead of synthetic scenes")
-    demo.add_argument("--experiments", nargs="+", default=["fused"], choices=[*experiment_names(), "all"],
-                      metavar="NAME", help="experiments to run (default: fused)")
-    demo.add_argument("--n-train", type=_at_least_one, default=24, help="synthetic training scenes (default: 24)")
-    demo.add_argument("--n-test", type=_at_least_one, default=6, help="synthetic test scenes (default: 6)")
-    demo.add_argument("--size", type=_scene_edge, default=256, help="synthetic scene edge in pixels (default: 256)")
-    _add_run_options(demo, default_work=Path("demo"), default_profile="demo")
-    _add_seed(demo, default=1, seeds="the synthetic scenes and of training")
-    demo.set_defaults(handler=_cmd_demo)
-
+def _add_slurm_command(commands: argparse._SubParsersAction) -> None:
+    """``slurm``: SLURM job scripts of a reproduction."""
     slurm = commands.add_parser("slurm", help="write SLURM job scripts (fold arrays, dependencies) from the configs",
                                 description="Per experiment: a prepare job, a job array over the folds and a "
                                             "finish job (predict, ensemble, evaluate); then a report job; and "
@@ -924,6 +943,25 @@ def build_parser() -> argparse.ArgumentParser:
                        help="time limit of a fold's training (default: 48)")
     slurm.set_defaults(handler=_cmd_slurm)
 
+
+def _cmd_slurm_detect(args: argparse.Namespace) -> int:
+    import shlex
+
+    from nnunet_glacier.field.geo import list_scenes
+    from nnunet_glacier.pipeline.slurm import write_detect_jobs
+
+    scenes = list_scenes(args.input)
+    context = list_scenes(args.context) if args.context is not None else []
+    written = write_detect_jobs(scenes, args.model, args.output, args.jobs, args.shards,
+                                shlex.split(args.detect_options), _cluster_settings(args), hours=args.hours,
+                                context=context)
+    print(f"{len(scenes)} scenes in shards of {args.jobs / 'detect_shards.sbatch'}; wrote {len(written)} files; "
+          f"submit with: bash {args.jobs / 'submit_detect.sh'}")
+    return 0
+
+
+def _add_slurm_detect_command(commands: argparse._SubParsersAction) -> None:
+    """``slurm-detect``: SLURM jobs detecting an archive of scenes."""
     slurm_detect = commands.add_parser(
         "slurm-detect", help="write SLURM jobs that detect an archive of scenes on many nodes, then merge",
         description="Freeze the scene list, write a job array whose shard K of N runs `detect --shard K/N` into "
@@ -935,6 +973,10 @@ def build_parser() -> argparse.ArgumentParser:
     slurm_detect.add_argument("-i", "--input", type=Path, required=True,
                               help="a scene, a folder of scenes or a .txt list of scene paths")
     slurm_detect.add_argument("-o", "--output", type=Path, required=True, help="detect's output folder")
+    slurm_detect.add_argument("--context", type=Path, default=None, metavar="DIR",
+                              help="detect --context for every shard: acquisitions used only as context by a "
+                                   "model with temporal context (a folder or .txt list; frozen into "
+                                   "JOBS/context.txt)")
     slurm_detect.add_argument("--jobs", type=Path, required=True, help="folder for the job scripts")
     slurm_detect.add_argument("--shards", type=_at_least_one, default=10,
                               help="number of array jobs (default: 10; at most one per scene)")
@@ -945,6 +987,16 @@ def build_parser() -> argparse.ArgumentParser:
     slurm_detect.add_argument("--hours", type=_at_least_one, default=12, help="time limit of a shard (default: 12)")
     slurm_detect.set_defaults(handler=_cmd_slurm_detect)
 
+
+def _cmd_trainer_path(args: argparse.Namespace) -> int:
+    from nnunet_glacier.nnunet.workspace import TRAINER_DIR
+
+    print(TRAINER_DIR)
+    return 0
+
+
+def _add_trainer_path_command(commands: argparse._SubParsersAction) -> None:
+    """``trainer-path``: the folder of our trainers for nnU-Net's own commands."""
     trainer_path = commands.add_parser(
         "trainer-path", help="print the folder to export as nnUNet_extTrainer for nnUNetv2_train -tr",
         description="Print the folder holding our trainers for nnU-Net's own commands: "
@@ -952,9 +1004,20 @@ def build_parser() -> argparse.ArgumentParser:
                     "nnUNetv2_train 503 2d_paper 0 -tr nnUNetTrainerMTLLate.")
     trainer_path.set_defaults(handler=_cmd_trainer_path)
 
-    _add_detect_commands(commands)
-    _add_model_commands(commands)
-    _add_plot_commands(commands)
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``nnunet-glacier`` parser; its commands in the order ``--help`` lists them."""
+    parser = argparse.ArgumentParser(
+        prog="nnunet-glacier",
+        description="Calving-front detection and glacier-zone segmentation in SAR images with nnU-Net v2 "
+                    "(Herrmann et al. 2023, CaFFe benchmark).")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add_command in (_add_export_command, _add_evaluate_command, _add_compare_command, _add_synth_command,
+                        _add_plan_command, _add_train_command, _add_predict_command, _add_reproduce_command,
+                        _add_demo_command, _add_slurm_command, _add_slurm_detect_command, _add_trainer_path_command,
+                        _add_detect_command, _add_retreat_command, _add_model_command, _add_plot_command):
+        add_command(commands)
     return parser
 
 

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from nnunet_glacier.data.tasks import TASKS
-from nnunet_glacier.nnunet.predict import ScenePrediction
+from nnunet_glacier.data.temporal import TemporalSettings
+from nnunet_glacier.nnunet.prediction_types import ScenePrediction
 from nnunet_glacier.nnunet.uncertainty import fold_disagreement, normalised_entropy
 
 OCEAN_GREY, GLACIER_GREY, ROCK_GREY = 40, 130, 220
@@ -28,16 +29,22 @@ SCALE_GREY = 10.0
 
 
 class StandInPredictor:
-    """The predictor interface ``detect`` uses (``tasks``, ``folds``, ``model_dir``, ``predict``, ``made_from``).
+    """The predictor interface ``detect`` uses (``tasks``, ``folds``, ``model_dir``, ``temporal``, ``predict``,
+    ``made_from``).
 
     ``version`` stands for the trained weights: another version is another model in :meth:`made_from`.
     ``delay_s`` makes each prediction take that long, and ``marker`` (a folder) gets a file
     ``predicting_<n>`` when the ``n``-th prediction (from 1) starts — for tests that interrupt a run at a
     chosen scene.
+
+    ``temporal`` stands for a model with temporal context (as ``GlacierPredictor.temporal``): it then takes
+    ``(channels, rows, cols)`` and segments channel 0, the scene. Every prediction's input is kept in
+    ``inputs`` (a copy, ``(channels, rows, cols)``: one channel for a model without context), in call order.
     """
 
     def __init__(self, model_dir: str | Path, folds: Sequence[int] = (0, 1), *, version: str = "1",
-                 delay_s: float = 0.0, marker: str | Path | None = None):
+                 delay_s: float = 0.0, marker: str | Path | None = None,
+                 temporal: TemporalSettings = TemporalSettings()):
         self.model_dir = Path(model_dir)
         self.tasks = [TASKS["zone"]]
         self.folds = list(folds)
@@ -45,6 +52,8 @@ class StandInPredictor:
         self.delay_s = delay_s
         self.marker = None if marker is None else Path(marker)
         self.calls = 0
+        self.temporal = temporal
+        self.inputs: list[np.ndarray] = []
 
     def made_from(self) -> dict:
         return {"model": str(self.model_dir.resolve()), "folds": [str(f) for f in self.folds],
@@ -61,7 +70,13 @@ class StandInPredictor:
 
     def predict(self, image: np.ndarray, *, members: bool = False, probabilities: bool = False,
                 measure: Sequence[str] = (), progress: bool = False) -> ScenePrediction:
-        """As :meth:`GlacierPredictor.predict`: the folds' ensemble (mean probabilities), with what is asked for."""
+        """As :meth:`GlacierPredictor.predict`: the folds' ensemble (mean probabilities) of the scene (channel 0),
+        with what is asked for; ``ValueError`` when ``image`` does not have the model's channels."""
+        channels = image[None] if image.ndim == 2 else image
+        if channels.ndim != 3 or len(channels) != self.temporal.n_channels:
+            raise ValueError(f"expected {self.temporal.n_channels} input channels, got shape {image.shape}")
+        self.inputs.append(np.array(channels))
+        image = channels[0]
         self.calls += 1
         if self.marker is not None:
             (self.marker / f"predicting_{self.calls}").write_text("")

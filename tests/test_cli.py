@@ -106,6 +106,21 @@ def test_synthetic_scenes_too_small_are_a_usage_error(tmp_path, capsys):
     assert not (tmp_path / "small").exists()
 
 
+def test_unknown_extra_routes_are_a_usage_error_checked_by_evaluate(capsys):
+    assert _exit_code([*COMMANDS["evaluate"], "--extra-routes", "fused_front", "fused_wide"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: ") and "Traceback" not in err
+    assert "argument --extra-routes: unknown extra route(s) fused_wide; extra routes are fused_split" in err
+    routes = build_parser().parse_args([*COMMANDS["evaluate"], "--extra-routes", "fused_front", "fused_split"])
+    assert routes.extra_routes == ["fused_front", "fused_split"]
+
+
+def test_retreat_takes_a_box_or_a_centre_line_not_both(capsys):
+    assert _exit_code([*COMMANDS["retreat"], "--box", "b.csv", "--centreline", "c.csv", "--box-width", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "argument --centreline: not allowed with argument --box" in err and "Traceback" not in err
+
+
 @pytest.mark.parametrize("argv, dest, expected", [
     (["evaluate", "--predictions", "p", "--data", "d", "--pixel-size", "6.5"], "pixel_size", 6.5),
     (["detect", "-m", "m", "-i", "i", "-o", "o", "--step-size", "1"], "step_size", 1.0),

@@ -48,8 +48,8 @@ def test_the_scenes_of_a_result_are_those_of_its_route(tmp_path):
     summary.parent.mkdir()
     summary.write_text(json.dumps({"routes": {route: {"overall": {"mde_pooled_m": 500.0, "iou_macro": 0.7}}
                                               for route in ("zone", "front")}}))
-    rows = [[s, "zone"] for s in ("s1", "s2")] + [["s1", "front"]]
-    (summary.parent / "per_image.csv").write_text(csv_text(("stem", "route"), rows))
+    rows = [[s, "zone", 500.0] for s in ("s1", "s2")] + [["s1", "front", 500.0]]
+    (summary.parent / "per_image.csv").write_text(csv_text(("stem", "route", "mde_m"), rows))
     with pytest.raises(InputError, match=r"a:zone was evaluated on 2 scenes, a:front on 1 — only in a:front: none; "
                                          r"only in a:zone: s2"):
         compare_runs({"a": str(summary)})

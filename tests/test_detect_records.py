@@ -29,7 +29,7 @@ from nnunet_glacier.utilities.atomic import write_png
 TESTS = Path(__file__).parent
 STEMS = [f"JAC_2015-0{month}-01_TSX_20_1_00{month}" for month in (1, 2, 3)]
 UTM_22N = CRS.from_epsg(32622)
-#: Seconds a child process may take (imports of torch and nnU-Net included).
+#: Seconds a child process may take (its imports included).
 CHILD_TIMEOUT_S = 300
 
 
@@ -203,6 +203,27 @@ def test_a_caffe_name_disagreeing_with_the_geotiff_grid_is_flagged(tmp_path):
     assert rows[STEMS[0]]["resolution_mismatch"] == "True" and rows[STEMS[0]]["needs_check"] == "True"
     assert rows[STEMS[1]]["resolution_mismatch"] == "False"
     assert 70 < records(out)[STEMS[0]]["grid_pixel_size_m"] < 85
+
+
+DETECT_WITHOUT_TORCH = """
+import sys
+from pathlib import Path
+sys.path.insert(0, "tests")
+from standin_predictor import StandInPredictor
+from nnunet_glacier.field import detect, geo
+report = detect.detect(StandInPredictor(Path(sys.argv[1]) / "model"), geo.list_scenes(sys.argv[2]),
+                       Path(sys.argv[1]) / "out", progress=False)
+print(len(report.written), [m for m in ("torch", "nnunetv2") if m in sys.modules])
+"""
+
+
+def test_detect_with_a_predictor_built_elsewhere_imports_no_torch(inputs, tmp_path):
+    """The predictor's values (:mod:`nnunet_glacier.nnunet.prediction_types`) are torch-free: a run with a
+    stand-in predictor imports neither torch nor nnU-Net."""
+    done = subprocess.run([sys.executable, "-c", DETECT_WITHOUT_TORCH, str(tmp_path), str(inputs)],
+                          cwd=TESTS.parent, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == f"{len(STEMS)} []"
 
 
 # --- concurrent and interrupted runs (real child processes) --------------------------------------------------

@@ -13,14 +13,18 @@ import numpy as np
 import pytest
 from conftest import CAFFE_256_PIXEL_SIZE_M
 from scipy import stats
+from test_structure import import_graph, reachable
 
 from nnunet_glacier.cli import main
 from nnunet_glacier.data import caffe
 from nnunet_glacier.errors import InputError
-from nnunet_glacier.evaluation import compare
+from nnunet_glacier.evaluation import compare, plots
 from nnunet_glacier.evaluation.compare import compare_runs
-from nnunet_glacier.evaluation.evaluate import PER_IMAGE_COLUMNS, evaluate_predictions
+from nnunet_glacier.evaluation.evaluate import evaluate_predictions
+from nnunet_glacier.evaluation.per_image import PER_IMAGE_COLUMNS, read_per_image
+from nnunet_glacier.pipeline.report import per_image_mde
 from nnunet_glacier.postprocessing import postprocess
+from nnunet_glacier.utilities.csv_tables import csv_text
 
 #: The per_image.csv contract other modules (plots) rely on.
 EXPECTED_COLUMNS = ("stem,glacier,date,season,sensor,resolution_m,pixel_size_m,route,n_pred_px,n_true_px,mde_m,"
@@ -115,6 +119,10 @@ def test_pixel_sizes_come_from_the_export_unless_given_and_summary_says_which(tm
     assert json.loads((tmp_path / "cli" / "summary.json").read_text())["settings"]["pixel_size_source"] == "dataset"
 
 
+def test_evaluation_reads_the_recorded_pixel_sizes_from_the_data_layer_not_from_export():
+    assert "nnunet_glacier.nnunet.export" not in reachable(import_graph(), "nnunet_glacier.evaluation.evaluate")
+
+
 def test_short_fronts_become_no_front(tmp_path: Path):
     root = _tiny_root(tmp_path, with_box=False)
     predictions = _copy_labels_as_predictions(root, "test", tmp_path / "pred")
@@ -144,7 +152,7 @@ def test_fused_predictions_are_evaluated_on_their_route(tmp_path: Path):
     assert (evaluation.out / f"{TINY_STEM}_front_post.png").is_file()
 
 
-def test_extra_routes_read_the_fused_map_only_on_request(tmp_path: Path, capsys: pytest.CaptureFixture):
+def test_extra_routes_read_the_fused_map_only_on_request(tmp_path: Path):
     root = _tiny_root(tmp_path, with_box=False)
     predictions = tmp_path / "pred"
     predictions.mkdir()
@@ -164,9 +172,8 @@ def test_extra_routes_read_the_fused_map_only_on_request(tmp_path: Path, capsys:
     assert routes["fused_front"]["overall"]["mde_pooled_m"] < 20.0   # the band's skeleton, within a pixel
     assert "iou_macro" not in routes["fused_front"]["overall"]
     assert {r["route"] for r in _read_csv(both.out / "per_image.csv")} == {"fused", "fused_split", "fused_front"}
-    assert main(["evaluate", "--predictions", str(predictions), "--data", str(root), "--out", str(tmp_path / "x"),
-                 "--extra-routes", "fused_wide"]) == 2
-    assert "unknown extra route" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r"unknown extra route\(s\) fused_wide; extra routes are fused_split"):
+        evaluate_predictions(predictions, root, out=tmp_path / "x", extra_routes=["fused_wide"])  # cli: test_cli
 
 
 # --- real data: caffe_256 --------------------------------------------------------------------------------------
@@ -211,6 +218,30 @@ def test_per_image_csv_contract_and_front_files(label_evaluation, caffe_256: Pat
     assert len(list(out.glob("*_front_post.png"))) == len(list((out / "front").glob("*_front_post.png"))) == n_scenes
     post = cv2.imread(str(next(out.glob("*_front_post.png"))), cv2.IMREAD_UNCHANGED)
     assert post.dtype == np.uint8 and set(np.unique(post)) <= {0, 255}
+    read = read_per_image(out / "per_image.csv")
+    assert [(r.stem, r.route) for r in read] == [(r["stem"], r["route"]) for r in rows]
+    assert [r.mde_m for r in read] == [float(r["mde_m"]) if r["mde_m"] else None for r in rows]
+
+
+@pytest.mark.parametrize("columns, rows, problem", [
+    (("stem", "glacier", "mde_m"), [["s1", "COL", 500.0]], "missing column(s) route"),
+    (("stem", "glacier", "route", "mde_m"), [["s1", "COL", "zone", "-3"]],
+     "line 2: mde_m '-3' is not a non-negative number"),
+    (("stem", "glacier", "route", "mde_m"), [["s1", "COL", "zone", 500.0], ["s2", "COL", "zone", "inf"]],
+     "line 3: mde_m 'inf' is not a non-negative number"),
+    (("stem", "glacier", "route", "mde_m"), [["s1", "COL", "zone"]], "line 2: fewer fields than the header's 4"),
+])
+def test_a_malformed_per_image_csv_is_refused_alike_by_figures_report_and_compare(tmp_path: Path, columns, rows,
+                                                                                   problem):
+    """per_image.csv has one reader (evaluation.per_image): each of its users names the file and the problem."""
+    path = tmp_path / "per_image.csv"
+    path.write_text(csv_text(columns, rows))
+    summary = path.with_name("summary.json")
+    for read in (lambda: plots.read_mde(path, "glacier"), lambda: per_image_mde(path),
+                 lambda: compare.evaluated_scenes(summary, "zone")):
+        with pytest.raises(InputError) as error:
+            read()
+        assert error.value.path == path and str(error.value) == f"{path}: {problem}"
 
 
 @pytest.fixture(scope="module")

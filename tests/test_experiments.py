@@ -9,19 +9,35 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nnunet_glacier.data import experiments, labels, tasks
+from nnunet_glacier.data import experiments, labels, tasks, temporal
 from nnunet_glacier.data.experiments import EXPERIMENT_ORDER, get_experiment, load_experiments, select
 from nnunet_glacier.errors import ConfigError
 
 
 def test_six_experiments_in_the_papers_order_then_extensions_and_baselines():
     assert EXPERIMENT_ORDER == ("stl_front", "stl_zone", "mtl_late", "mtl_early", "mtl_boundary", "fused")
-    assert list(load_experiments()) == [*EXPERIMENT_ORDER, "mtl_distance", "stock_fused", "stock_zone"]
+    assert list(load_experiments()) == [*EXPERIMENT_ORDER, *TEMPORAL_EXTENSIONS, "stock_fused", "stock_zone"]
     assert experiments.experiment_names() == list(load_experiments())
     assert [e.name for e in select("all")] == list(EXPERIMENT_ORDER)
     assert [e.name for e in select(["fused", "stl_zone"])] == ["fused", "stl_zone"]
     assert [e.name for e in select(["all", "mtl_distance", "fused"])] == [*EXPERIMENT_ORDER, "mtl_distance"]
     assert [e.name for e in experiments.baselines()] == ["stock_fused", "stock_zone"]
+
+
+#: The extensions beyond the paper, in config order: the front-distance head, and temporal context on the best three.
+TEMPORAL_EXTENSIONS = ("fused_prev2", "mtl_distance", "mtl_late_prev2", "stl_zone_prev2")
+
+
+def test_temporal_experiments_add_two_previous_acquisitions_to_the_best_ones():
+    for name, base in (("stl_zone_prev2", "stl_zone"), ("mtl_late_prev2", "mtl_late"), ("fused_prev2", "fused")):
+        for profile in ("paper", "tiny"):
+            with_context, without = get_experiment(name, profile), get_experiment(base, profile)
+            assert with_context.role == "extension" and without.temporal == temporal.TemporalSettings()
+            assert with_context.temporal == temporal.TemporalSettings(previous=2, next=0)
+            assert dataclasses.replace(with_context, name=base, title=without.title, role=without.role,
+                                       dataset_id=without.dataset_id, dataset_name=without.dataset_name,
+                                       temporal=without.temporal) == without
+            assert with_context.dataset != without.dataset  # more input channels: a dataset of its own
 
 
 def test_baselines_are_stock_nnunet_on_our_datasets():
@@ -102,6 +118,18 @@ def test_task_png_values_round_trip_and_reject_unknown_values():
         zone.from_png(np.array([[0, 100]], np.uint8))
 
 
+def test_zone_classes_and_their_labels_are_defined_once_in_tasks():
+    """The zone and fused tasks, the metrics' column names and detect's GIS class names use tasks' zone classes."""
+    from nnunet_glacier.evaluation.metrics import summarise_zones, zone_scores
+    from nnunet_glacier.field.detect import ZONE_NAMES
+
+    assert tasks.TASKS["zone"].class_names == tasks.ZONE_CLASSES == tasks.TASKS["fused"].class_names[:4]
+    assert len(tasks.ZONE_LABELS) == len(tasks.ZONE_CLASSES) == len(tasks.ZONE_VALUES)
+    scores = summarise_zones([zone_scores(np.array([[0, 1, 2, 3]]), np.array([[0, 1, 2, 3]]))])
+    assert [key.removeprefix("iou_") for key in scores if key.startswith("iou_")] == ["macro", *tasks.ZONE_CLASSES]
+    assert ZONE_NAMES == dict(zip(tasks.ZONE_VALUES, tasks.ZONE_LABELS))
+
+
 def test_unknown_experiment_lists_the_known_ones():
     with pytest.raises(ConfigError, match="fused"):
         get_experiment("nonsense")
@@ -154,6 +182,8 @@ def test_config_copy_loads(config_dir):
     (dict(notes="a key nothing reads"), r"unknown setting\(s\) \['notes'\]"),
     (dict(role="bonus"), "role must be one of"),
     (dict(front_distance={"max_px": 16, "weight": 1.0}), "front-distance head needs late branching"),
+    (dict(temporal={"previous": -1}), "missing, unexpected or malformed setting"),
+    (dict(temporal={"earlier": 2}), "missing, unexpected or malformed setting"),
 ])
 def test_broken_experiment_config_names_its_file(config_dir, changes, problem):
     path = edit_config(config_dir, "fused", changes)
@@ -196,6 +226,12 @@ def test_shared_plan_group_with_different_plans_is_rejected(config_dir):
 def test_shared_dataset_with_different_labels_is_rejected(config_dir):
     edit_config(config_dir, "mtl_early", {"labels": {"front_dilation_px": 3, "boundary_dilation_px": 5}})
     with pytest.raises(ConfigError, match="dataset 503 but build different labels"):
+        load_experiments()
+
+
+def test_shared_dataset_with_different_temporal_context_is_rejected(config_dir):
+    edit_config(config_dir, "mtl_early", {"temporal": {"previous": 1}})
+    with pytest.raises(ConfigError, match="dataset 503 but different temporal context"):
         load_experiments()
 
 

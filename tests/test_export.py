@@ -69,6 +69,8 @@ def test_dataset_json(exported, synthetic_root):
     assert block["tasks"] == list(experiment.tasks) and block["task_classes"] == list(experiment.task_classes)
     assert block["label_settings"]["front_dilation_px"] == experiment.labels.front_dilation_px
     assert block["pixel_size_m"] == {s.stem: s.name.resolution_m for s in samples}
+    # the record's writer and reader live in the data layer (evaluate reads it without export)
+    assert caffe.recorded_pixel_sizes(folder) == caffe.pixel_size_record(samples) == block["pixel_size_m"]
     assert block["test_cases"] == sorted(s.stem for s in samples if s.split == "test")
 
 

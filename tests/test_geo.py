@@ -262,6 +262,67 @@ def test_custom_crs_round_trips_through_geojson_read_by_gdal(tmp_path):
     np.testing.assert_allclose(shapely.from_wkb(wkb).coords, line)
 
 
+def test_read_vector_gives_the_first_line_and_the_files_crs(tmp_path):
+    scene = geo.read_scene(write_geotiff(tmp_path / "scene.tif", grey(), crs=POLAR_STEREO))
+    line = scene.pixel_to_map(np.array([[1.5, 1.5], [20.5, 30.5], [40.5, 30.5]]))
+    geo.write_front_geojson(tmp_path / "front.geojson", [line], scene, {})
+    vertices, crs = geo.read_vector(tmp_path / "front.geojson", "LineString")
+    np.testing.assert_allclose(vertices, line)
+    assert CRS.from_user_input(crs) == POLAR_STEREO
+    with pytest.raises(InputError, match=r"front\.geojson: no Polygon feature"):
+        geo.read_vector(tmp_path / "front.geojson", "Polygon")
+    with pytest.raises(InputError, match=r"scene\.tif: not a vector file GDAL reads"):
+        geo.read_vector(tmp_path / "scene.tif", "LineString")
+    with pytest.raises(InputError, match=r"gone\.gpkg: polygon file not found"):
+        geo.read_vector(tmp_path / "gone.gpkg", "Polygon")
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("x,y\n0,5\n10,5\n", None),
+    ("x,z\n0,5\n10,5\n", r"not a LineString: expected a CSV with x,y columns \(missing column\(s\) y\)"),
+    ("x,y\n0,5\n10\n", r"not a LineString: expected a CSV with x,y columns \(line 3: fewer fields"),
+    ("x,y\n0,5\n10,north\n", r"line 3: x, y must be finite numbers, got '10', 'north'"),
+    ("x,y\n0,5\nnan,5\n", r"line 3: x, y must be finite numbers, got 'nan', '5'"),
+    ("x,y\n0,5\n", r"a LineString needs at least 2 \(x, y\) vertices, got 1"),
+])
+def test_read_vector_reads_csv_vertices_through_the_csv_reader(tmp_path, text, problem):
+    path = tmp_path / "centre.csv"
+    path.write_text(text)
+    if problem is None:
+        vertices, crs = geo.read_vector(path, "LineString")
+        np.testing.assert_array_equal(vertices, [[0.0, 5.0], [10.0, 5.0]])
+        assert crs is None
+    else:
+        with pytest.raises(InputError, match=rf"centre\.csv: {problem}"):
+            geo.read_vector(path, "LineString")
+
+
+def test_reproject_between_crss_and_refuse_map_coordinates_as_degrees():
+    points = np.array([[500_000.0, 7_680_000.0], [501_000.0, 7_679_000.0]])
+    lon_lat = geo.reproject(points, UTM_22N.to_wkt(), "EPSG:4326", Path("box.gpkg"))
+    assert (np.abs(lon_lat[:, 0] + 51) < 0.1).all() and (lon_lat[:, 1] > 69).all()  # 51 W: UTM 22N's centre
+    np.testing.assert_allclose(geo.reproject(lon_lat, "EPSG:4326", UTM_22N.to_wkt(), Path("box.gpkg")), points,
+                               atol=1e-6)
+    np.testing.assert_array_equal(geo.reproject(points, "EPSG:32622", UTM_22N.to_wkt(), Path("box.gpkg")), points)
+    with pytest.raises(InputError, match=r"box\.geojson: coordinates out of range for WGS 84"):
+        geo.reproject(points, "EPSG:4326", UTM_22N.to_wkt(), Path("box.geojson"))
+
+
+def test_read_raster_reads_back_what_write_raster_wrote(tmp_path):
+    classes = (grey(seed=2) > 128).astype(np.uint8) * 127
+    georeferenced = geo.read_scene(write_geotiff(tmp_path / "scene.tif", grey()))
+    write_png(tmp_path / f"{CAFFE_STEM}.png", grey())
+    plain = geo.read_scene(tmp_path / f"{CAFFE_STEM}.png")
+    for scene in (georeferenced, plain):
+        path = geo.write_raster(geo.mask_path(tmp_path / "out", scene, "_zones"), classes, scene)
+        np.testing.assert_array_equal(geo.read_raster(path), classes)
+    (tmp_path / "cut_zones.tif").write_bytes(b"II*\x00garbage")
+    with pytest.raises(InputError, match=r"cut_zones\.tif: unreadable or truncated GeoTIFF"):
+        geo.read_raster(tmp_path / "cut_zones.tif")
+    with pytest.raises(InputError, match=r"gone_zones\.tif: file not found"):
+        geo.read_raster(tmp_path / "gone_zones.tif")
+
+
 def test_rfc7946_geojson_is_wgs84_longitude_latitude(tmp_path):
     from pyproj import Transformer
 

@@ -14,6 +14,7 @@ from matplotlib.patches import PathPatch
 from nnunet_glacier.cli import main
 from nnunet_glacier.data import caffe
 from nnunet_glacier.data.caffe import BoundingBox
+from nnunet_glacier.data.tasks import ZONE_LABELS
 from nnunet_glacier.errors import InputError
 from nnunet_glacier.evaluation import plots
 
@@ -91,7 +92,7 @@ def test_plot_overlay_figure(tmp_path, caffe_256):
     fronts_ax, zones_ax = fig.axes
     assert [t.get_text() for t in fronts_ax.get_legend().get_texts()] == [
         "label front", "predicted front", "both", "bounding box"]
-    assert len(zones_ax.get_legend().get_texts()) == 4
+    assert [t.get_text() for t in zones_ax.get_legend().get_texts()] == list(ZONE_LABELS)
 
 
 def test_overlay_legend_lists_only_what_is_drawn():

@@ -21,11 +21,11 @@ from nnunet_glacier.nnunet.networks import task_probabilities
 from nnunet_glacier.nnunet.predict import (
     NNUNET_SPACING,
     GlacierPredictor,
-    ScenePrediction,
     mean_prediction,
     predict_images,
     write_prediction,
 )
+from nnunet_glacier.nnunet.prediction_types import ScenePrediction
 from nnunet_glacier.nnunet.uncertainty import fold_disagreement, normalised_entropy
 
 REPO = Path(__file__).resolve().parents[1]

@@ -27,3 +27,16 @@ def test_a_scene_problem_is_a_column_and_needs_a_check(flag):
 def test_every_flag_is_a_column_of_both_tables():
     assert set(QUALITY_FLAGS) <= set(QUALITY_COLUMNS) and set(QUALITY_FLAGS) <= set(GPKG_COLUMNS)
     assert QUALITY_COLUMNS[-1] == "needs_check"
+
+
+def test_context_found_and_no_context_only_for_models_with_temporal_context():
+    def context(found: int) -> dict:
+        return {"files": [], "stems": [], "previous_found": found, "next_found": 0, "found": found}
+
+    rows = {row["stem"]: row for row in quality_rows(
+        [record("alone"), record("first", context=context(0)), record("later", context=context(2))],
+        QualitySettings())}
+    assert rows["alone"]["context_found"] is None and not rows["alone"]["no_context"]
+    assert rows["first"]["context_found"] == 0 and rows["first"]["no_context"] and rows["first"]["needs_check"]
+    assert rows["later"]["context_found"] == 2 and not rows["later"]["needs_check"]
+    assert "context_found" in QUALITY_COLUMNS and GPKG_COLUMNS["no_context"] == "bool"

@@ -17,7 +17,7 @@ from nnunet_glacier.errors import InputError
 from nnunet_glacier.field import geo
 from nnunet_glacier.field.detect import SceneFront, SceneSettings, read_records, scene_made_from, write_scene
 from nnunet_glacier.field.quality import QUALITY_CSV, QualitySettings, quality_csv, quality_rows
-from nnunet_glacier.field.retreat import read_vector, retreat
+from nnunet_glacier.field.retreat import retreat
 from nnunet_glacier.postprocessing import postprocess
 from nnunet_glacier.utilities.atomic import write_png, write_text
 
@@ -211,9 +211,24 @@ def test_glacier_filter_and_errors_name_the_folder(detected, tmp_path):
     bad = tmp_path / "line.geojson"
     bad.write_text(json.dumps({"type": "Point", "coordinates": [0, 0]}))
     with pytest.raises(InputError, match=r"line\.geojson: no LineString feature"):
-        read_vector(bad, "LineString")
+        geo.read_vector(bad, "LineString")
     assert main(["retreat", str(detected), "--centreline", str(tmp_path / "missing.csv"), "--box-width", "500"]) == 1
     assert main(["retreat", str(detected), "--centreline", str(tmp_path / "missing.csv")]) == 2  # needs a width
+
+
+def test_a_box_and_a_centre_line_at_once_are_refused(detected, tmp_path):
+    box, line = tmp_path / "box.csv", tmp_path / "centre.csv"
+    box.write_text("x,y\n0,5\n0,25\n30,25\n30,5\n")
+    line.write_text("x,y\n0,15\n30,15\n")
+    with pytest.raises(ValueError, match=r"give a box or a centre line, not both \(box .*box\.csv, centre line "):
+        retreat(detected, box=box, centreline=line, box_width_m=200.0)
+    assert not (detected / "retreat").exists()  # refused before anything is written
+
+
+def test_quality_flags_are_read_through_the_csv_reader(detected):
+    (detected / QUALITY_CSV).write_text("stem,flag\nfjord_2019-03-01,x\n")
+    with pytest.raises(InputError, match=r"quality\.csv: missing column\(s\) needs_check"):
+        retreat(detected)
 
 
 # --- the box method on fronts rasterised from known curves -------------------------------------------------------

@@ -127,3 +127,24 @@ def test_slurm_detect_command_freezes_the_folders_scenes(tmp_path, capsys):
     shards = (jobs / "detect_shards.sbatch").read_text()
     assert "#SBATCH --array=0-1" in shards and "--gres" not in shards
     assert shards.rstrip().endswith("--no-summary --pixel-size 20 --uncertainty")
+
+
+def test_detect_jobs_freeze_the_context_files_and_pass_them_to_every_shard(tmp_path, capsys):
+    archive, context = tmp_path / "archive", tmp_path / "context"
+    for folder, days in ((archive, (2, 3, 4)), (context, (1,))):
+        folder.mkdir()
+        for day in days:
+            (folder / f"Jorum_2011-01-0{day}_S1_20_1_1.png").write_bytes(b"")
+    jobs = tmp_path / "jobs"
+    assert main(["slurm-detect", "-m", "temporal_model", "-i", str(archive), "-o", str(tmp_path / "out"),
+                 "--jobs", str(jobs), "--shards", "2", "--context", str(context)]) == 0
+    assert (jobs / "context.txt").read_text().splitlines() == [
+        str((context / "Jorum_2011-01-01_S1_20_1_1.png").resolve())]
+    shards = (jobs / "detect_shards.sbatch").read_text()
+    assert f"-i {jobs.resolve() / 'scenes.txt'}" in shards and f"--context {jobs.resolve() / 'context.txt'}" in shards
+    subprocess.run(["bash", "-n", str(jobs / "detect_shards.sbatch")], check=True)
+    assert "--context" not in (jobs / "detect_merge.sbatch").read_text()
+
+    assert main(["slurm-detect", "-m", "m", "-i", str(archive), "-o", str(tmp_path / "out"), "--jobs", str(jobs),
+                 "--context", str(tmp_path / "missing")]) == 1
+    assert f"error: {tmp_path / 'missing'}: no such file or folder" in capsys.readouterr().err

@@ -90,6 +90,15 @@ def test_help_and_version_of_every_command_import_no_heavy_module():
     assert int(n_cases) >= 20 and imported == "[]"
 
 
+def test_prediction_types_import_no_torch():
+    """Prediction's values (one scene's prediction, a run's report) can be used without torch and nnU-Net."""
+    probe = ("import sys\nimport nnunet_glacier.nnunet.prediction_types\n"
+             "print([m for m in ('torch', 'nnunetv2') if m in sys.modules])")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_trainer_path_prints_the_folder_to_export(capsys):
     from nnunet_glacier.cli import main
     from nnunet_glacier.nnunet.workspace import TRAINER_DIR

@@ -8,12 +8,15 @@ CaFFe ("Calving Fronts and where to Find thEm", Gourmelon et al. 2022) layout::
     <root>/bounding_boxes/<stem>*.txt                  optional: header, then 4 lines ``x,y``
 
 with ``stem = Glacier_YYYY-MM-DD_Sensor_Resolution_QualityFactor_Orbit``
-(resolution in metres per pixel). Every problem is reported as a
-:class:`InputError` whose message starts with the offending file.
+(resolution in metres per pixel). The pixel sizes a raw dataset was
+exported with are recorded in its ``dataset.json`` and read back here too
+(:func:`pixel_size_record`, :func:`recorded_pixel_sizes`). Every problem is
+reported as a :class:`InputError` whose message starts with the offending file.
 """
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import warnings
 from collections.abc import Iterable, Mapping
@@ -140,6 +143,35 @@ def resolve_pixel_size(name: SceneName, pixel_size: PixelSize) -> float:
     if isinstance(pixel_size, Mapping):
         return float(pixel_size.get(name.stem, name.resolution_m))
     return float(pixel_size)
+
+
+def pixel_size_record(samples: Iterable[Sample]) -> dict[str, float]:
+    """Each sample's pixel size in metres by stem: what export records in a raw dataset's ``dataset.json``
+    as ``caffe.pixel_size_m`` (read back by :func:`recorded_pixel_sizes`)."""
+    return {s.stem: s.pixel_size_m for s in samples}
+
+
+def dataset_json_file(dataset: str | Path) -> Path:
+    """The ``dataset.json`` of a raw dataset given as its folder or as the file itself."""
+    path = Path(dataset)
+    return path / "dataset.json" if path.is_dir() else path
+
+
+def recorded_pixel_sizes(dataset: str | Path) -> dict[str, float]:
+    """The pixel size (metres) of each case as export recorded it (:func:`pixel_size_record`).
+
+    ``dataset`` is the raw dataset's folder or its ``dataset.json``; a file
+    that is missing, unreadable or holds no ``caffe.pixel_size_m`` record
+    raises :class:`InputError` naming it.
+    """
+    path = dataset_json_file(dataset)
+    try:
+        sizes = json.loads(path.read_text())["caffe"]["pixel_size_m"]
+        return {str(stem): float(size) for stem, size in sizes.items()}
+    except FileNotFoundError as err:
+        raise InputError(path, "file not found: not an exported raw dataset") from err
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise InputError(path, f"no pixel sizes recorded by nnunet_glacier's export ({err!r})") from err
 
 
 def discover(root: str | Path, splits: tuple[str, ...] = SPLITS, *, pixel_size: PixelSize = None,
@@ -341,7 +373,7 @@ class LoadedSample:
 def load_sample(sample: Sample) -> LoadedSample:
     """Read and validate a sample's image and labels (same size, allowed values)."""
     image = read_grey(sample.image)
-    labels = {}
+    labels: dict[str, np.ndarray | None] = {}
     for kind, path, reader in (("zones", sample.zones, read_zones), ("front", sample.front, read_front)):
         if path is None:
             labels[kind] = None

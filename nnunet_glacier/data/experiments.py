@@ -11,6 +11,12 @@ CPU tests and the demo; a profile is given by its name or as the path of a
 JSON file of the same form (so runs can be sized without editing the
 package). A key that no setting reads is an error.
 
+Any experiment can take other acquisitions of its glacier as extra input
+channels: ``"temporal": {"previous": K, "next": N}``
+(:mod:`nnunet_glacier.data.temporal`; the base has none). The experiments
+with it are extensions, opt-in by name (``stl_zone_prev2``, ``mtl_late_prev2``,
+``fused_prev2``), each on a dataset of its own (more input channels).
+
 Everything else — export, planning, trainers, prediction, evaluation,
 reproduction scripts — looks experiments up here instead of restating them.
 """
@@ -28,6 +34,7 @@ import numpy as np
 
 from nnunet_glacier.data import labels
 from nnunet_glacier.data.tasks import TASKS, LabelSettings, Task
+from nnunet_glacier.data.temporal import TemporalSettings
 from nnunet_glacier.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -105,6 +112,7 @@ class Experiment:
     profile: str = "paper"
     front_distance: FrontDistanceSettings | None = None
     role: str = "paper"
+    temporal: TemporalSettings = TemporalSettings()
 
     @property
     def dataset(self) -> str:
@@ -187,6 +195,7 @@ def _experiment_from_dict(raw: dict[str, Any], profile: str, source: Path) -> Ex
             profile=profile,
             front_distance=FrontDistanceSettings(**raw["front_distance"]) if raw.get("front_distance") else None,
             role=raw["role"],
+            temporal=TemporalSettings(**raw["temporal"]),
         )
     except (KeyError, TypeError, ValueError) as err:
         raise ConfigError(f"{source}: missing, unexpected or malformed setting ({err})") from err
@@ -304,6 +313,9 @@ def _check_shared_plans(experiments: dict[str, Experiment]) -> None:
                                                               experiment.dataset_name):
             raise ConfigError(f"experiments {other.name} and {experiment.name} use dataset "
                               f"{experiment.dataset_id} but build different labels")
+        if other.temporal != experiment.temporal:
+            raise ConfigError(f"experiments {other.name} and {experiment.name} use dataset "
+                              f"{experiment.dataset_id} but different temporal context (input channels)")
         if other.training != experiment.training:
             raise ConfigError(f"experiments {other.name} and {experiment.name} share dataset "
                               f"{experiment.dataset_id} (and so its plans) but their training settings differ")

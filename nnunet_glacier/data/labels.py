@@ -23,9 +23,16 @@ with ``n_k`` the number of classes of task ``k``. For (zone, front) that is
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+#: A label map as :func:`decode_tasks` takes and returns it: a numpy array or a torch tensor.
+LabelArray = TypeVar("LabelArray", np.ndarray, "torch.Tensor")
 
 NA, ROCK, GLACIER, OCEAN = 0, 1, 2, 3
 FRONT_CLASS = 4  # the front's class in the fused label
@@ -107,7 +114,7 @@ def encode_tasks(maps: Sequence[np.ndarray], n_classes: Sequence[int]) -> np.nda
     return encoded.astype(dtype)
 
 
-def decode_tasks(encoded: np.ndarray, n_classes: Sequence[int]) -> list[np.ndarray]:
+def decode_tasks(encoded: LabelArray, n_classes: Sequence[int]) -> list[LabelArray]:
     """Split an encoded label map back into per-task class maps.
 
     Works on numpy arrays and on torch tensors; the maps keep the input's type
@@ -116,7 +123,7 @@ def decode_tasks(encoded: np.ndarray, n_classes: Sequence[int]) -> list[np.ndarr
     total = int(np.prod(n_classes))
     if encoded.max() >= total or encoded.min() < 0:
         raise ValueError(f"encoded labels must lie in 0..{total - 1}, found {encoded.min()}..{encoded.max()}")
-    maps = []
+    maps: list[LabelArray] = []
     rest = encoded
     for n in n_classes:
         maps.append(rest % n)

@@ -57,19 +57,24 @@ class LabelSettings:
     boundary_dilation_px: int = 5
 
 
+#: The zone classes by index (0 NA, 1 rock, 2 glacier, 3 ocean) as short keys: class names of the zone and
+#: fused tasks, and in the evaluation's column names (``iou_rock``).
+ZONE_CLASSES = ("na", "rock", "glacier", "ocean")
+#: The zone classes by index as text for people: figure legends, class names in GIS rasters.
+ZONE_LABELS = ("NA: no data or no information", "rock", "glacier", "ocean and ice melange")
 ZONE_VALUES = (0, 64, 127, 254)
 FRONT_VALUES = (0, 255)
 
 TASKS: dict[str, Task] = {
     task.name: task
     for task in (
-        Task("zone", ("na", "rock", "glacier", "ocean"), ZONE_VALUES, "_zones",
+        Task("zone", ZONE_CLASSES, ZONE_VALUES, "_zones",
              lambda zones, front, s: np.asarray(zones, dtype=np.uint8)),
         Task("front", ("background", "front"), FRONT_VALUES, "_front",
              lambda zones, front, s: labels.front_label(front, s.front_dilation_px)),
         Task("boundary", ("background", "boundary"), FRONT_VALUES, "_boundary",
              lambda zones, front, s: labels.glacier_boundary(zones, s.boundary_dilation_px)),
-        Task("fused", ("na", "rock", "glacier", "ocean", "front"), ZONE_VALUES + (255,), "_fused",
+        Task("fused", (*ZONE_CLASSES, "front"), ZONE_VALUES + (255,), "_fused",
              lambda zones, front, s: labels.fused_label(zones, labels.front_label(front, s.front_dilation_px))),
     )
 }

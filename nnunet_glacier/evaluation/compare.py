@@ -34,13 +34,12 @@ import numpy as np
 from scipy import stats
 
 from nnunet_glacier.errors import InputError
+from nnunet_glacier.evaluation.per_image import PER_IMAGE_CSV, read_per_image
 from nnunet_glacier.utilities.atomic import write_json, write_text
-from nnunet_glacier.utilities.csv_tables import read_csv
+from nnunet_glacier.utilities.csv_tables import NO_NUMBER, number_cell
 
 #: Fold-level values compared, keyed by their name in a summary's ``overall`` entry.
 FOLD_VALUES = ("mde_pooled_m", "iou_macro")
-#: evaluate's per-scene table beside each summary.json: the scenes each route was evaluated on.
-PER_IMAGE_CSV = "per_image.csv"
 #: Scenes named at most in the message about differing scene sets (then "and N more").
 LISTED_SCENES = 5
 
@@ -88,7 +87,7 @@ def evaluated_scenes(summary: Path, route: str) -> frozenset[str] | None:
     table = summary.parent / PER_IMAGE_CSV
     if not table.is_file():
         return None
-    return frozenset(row["stem"] for row in read_csv(table, ("stem", "route")) if row["route"] == route)
+    return frozenset(row.stem for row in read_per_image(table) if row.route == route)
 
 
 def _listed(stems: Sequence[str]) -> str:
@@ -140,14 +139,11 @@ def compare_runs(runs: Mapping[str, str]) -> dict[str, Any]:
     return {"runs": dict(runs), "results": results, "welch_mde": tests}
 
 
-def _cell(value: float | None, digits: int) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
 def _mean_std(spread: Mapping[str, Any], digits: int) -> str:
     if spread["mean"] is None:
-        return "-"
-    return _cell(spread["mean"], digits) + ("" if spread["std"] is None else f" ± {_cell(spread['std'], digits)}")
+        return NO_NUMBER
+    return number_cell(spread["mean"], digits) + ("" if spread["std"] is None
+                                                  else f" ± {number_cell(spread['std'], digits)}")
 
 
 def comparison_markdown(comparison: Mapping[str, Any]) -> str:
@@ -159,8 +155,9 @@ def comparison_markdown(comparison: Mapping[str, Any]) -> str:
     lines += ["", "Welch t-test on the fold-level pooled MDE:", "",
               "| A | B | mean A (m) | mean B (m) | t | p |", "| --- | --- | ---: | ---: | ---: | ---: |"]
     for test in comparison["welch_mde"]:
-        lines.append(f"| {test['a']} | {test['b']} | {_cell(test['mean_a_m'], 1)} | {_cell(test['mean_b_m'], 1)} "
-                     f"| {_cell(test['t'], 3)} | {_cell(test['p'], 4)} |")
+        lines.append(f"| {test['a']} | {test['b']} | {number_cell(test['mean_a_m'], 1)} "
+                     f"| {number_cell(test['mean_b_m'], 1)} | {number_cell(test['t'], 3)} "
+                     f"| {number_cell(test['p'], 4)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -204,9 +201,11 @@ def against_baseline(pooled: Mapping[str, float | None], per_image: Mapping[str,
     reference = pooled.get(baseline)
     comparison = {}
     for name, value in pooled.items():
-        defined = value is not None and reference is not None and math.isfinite(value) and math.isfinite(reference)
+        ratio = None
+        if value is not None and reference and math.isfinite(value) and math.isfinite(reference):
+            ratio = value / reference
         comparison[name] = {
-            "ratio": value / reference if defined and reference else None,
+            "ratio": ratio,
             "test": None if name == baseline or baseline not in per_image or name not in per_image
             else paired_wilcoxon(per_image[name], per_image[baseline]),
         }

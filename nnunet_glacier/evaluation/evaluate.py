@@ -30,7 +30,7 @@ Outputs (written atomically into ``out``)::
 
     summary.json       settings, missing predictions, and per route the metrics
                        overall and by glacier, season, sensor, resolution, glacier x season
-    per_image.csv      one row per scene and route (columns: PER_IMAGE_COLUMNS)
+    per_image.csv      one row per scene and route (:mod:`~nnunet_glacier.evaluation.per_image`)
     <stem>_front_post.png          post-processed fronts (0/255) of the primary route
     <route>/<stem>_front_post.png  ... of the other routes
 
@@ -51,26 +51,20 @@ import numpy as np
 from tqdm import tqdm
 
 from nnunet_glacier.data import caffe
-from nnunet_glacier.data.caffe import Sample, without_apple_double
-from nnunet_glacier.data.tasks import TASKS
+from nnunet_glacier.data.caffe import Sample, dataset_json_file, recorded_pixel_sizes, without_apple_double
+from nnunet_glacier.data.tasks import TASKS, ZONE_CLASSES
 from nnunet_glacier.errors import InputError
 from nnunet_glacier.evaluation import metrics
-from nnunet_glacier.nnunet.export import dataset_json_file, recorded_pixel_sizes
+from nnunet_glacier.evaluation.per_image import PER_IMAGE_COLUMNS, PER_IMAGE_CSV, per_image_text
 from nnunet_glacier.postprocessing import postprocess
 from nnunet_glacier.postprocessing.postprocess import EXTRA_ROUTES, ROUTES, PostprocessSettings, route_task
 from nnunet_glacier.utilities.atomic import write_json, write_png, write_text
-from nnunet_glacier.utilities.csv_tables import csv_text
+from nnunet_glacier.utilities.csv_tables import number_cell
 
 POST_SUFFIX = "_front_post"
 
 #: Every route in the order results are listed: the benchmark's, then the extra ones (only on request).
 ALL_ROUTES = (*ROUTES, *EXTRA_ROUTES)
-
-PER_IMAGE_COLUMNS = (
-    "stem", "glacier", "date", "season", "sensor", "resolution_m", "pixel_size_m", "route",
-    "n_pred_px", "n_true_px", "mde_m", "no_front",
-    "iou_macro", "iou_na", "iou_rock", "iou_glacier", "iou_ocean", "precision_macro", "recall_macro", "f1_macro",
-)
 
 #: Breakdown name -> the group of a scene.
 BREAKDOWNS: dict[str, Callable[[Sample], str]] = {
@@ -92,7 +86,8 @@ class ImageResult:
     zones: metrics.ZoneScores | None
 
     def row(self) -> dict[str, Any]:
-        """This result as a per_image.csv row (keys :data:`PER_IMAGE_COLUMNS`; NaN = undefined)."""
+        """This result as a per_image.csv row (keys :data:`~nnunet_glacier.evaluation.per_image.PER_IMAGE_COLUMNS`;
+        NaN = undefined)."""
         name = self.sample.name
         row: dict[str, Any] = {
             "stem": name.stem, "glacier": name.glacier, "date": name.date.isoformat(), "season": name.season,
@@ -102,7 +97,7 @@ class ImageResult:
         }
         for score in metrics.ZONE_SCORES:
             row[f"{score}_macro"] = self.zones.macro(score) if self.zones else math.nan
-        for index, zone in enumerate(metrics.ZONE_CLASSES):
+        for index, zone in enumerate(ZONE_CLASSES):
             row[f"iou_{zone}"] = float(self.zones.iou[index]) if self.zones else math.nan
         return {column: row[column] for column in PER_IMAGE_COLUMNS}
 
@@ -166,6 +161,8 @@ def _check_size(path: Path, array: np.ndarray, reference: Path, shape: tuple[int
 def evaluate_scene(job: SceneJob) -> list[ImageResult]:
     """Evaluate one scene along every route it has a prediction for (in :data:`ALL_ROUTES` order)."""
     sample = job.sample
+    # evaluate_predictions discovers the scenes with require_labels: every one has its labels
+    assert sample.zones is not None and sample.front is not None, sample.image
     true_zones = caffe.read_zones(sample.zones)
     true_front = caffe.read_front(sample.front)
     _check_size(sample.front, true_front, sample.zones, true_zones.shape)
@@ -209,7 +206,7 @@ def pixel_size_source(pixel_size: float | None, dataset: str | Path | None) -> t
     """The pixel sizes to evaluate with, and their source for summary.json's settings.
 
     ``pixel_size`` (metres, for every scene) wins; else the sizes export
-    recorded in the raw ``dataset`` (:func:`~nnunet_glacier.nnunet.export.recorded_pixel_sizes`);
+    recorded in the raw ``dataset`` (:func:`~nnunet_glacier.data.caffe.recorded_pixel_sizes`);
     else each CaFFe name's resolution.
     """
     if pixel_size is not None:
@@ -222,11 +219,21 @@ def pixel_size_source(pixel_size: float | None, dataset: str | Path | None) -> t
 def _check_recorded(pixel_sizes: caffe.PixelSize, dataset: str | Path | None, stems: Sequence[str]) -> None:
     """Raise :class:`InputError` if recorded sizes lack an evaluated scene (a dataset of another CaFFe root)."""
     if isinstance(pixel_sizes, Mapping):
+        assert dataset is not None  # only a dataset records sizes per scene (pixel_size_source)
         missing = [stem for stem in stems if stem not in pixel_sizes]
         if missing:
             raise InputError(dataset_json_file(dataset), f"no pixel size recorded for {len(missing)} evaluated "
                                                          f"scene(s), e.g. {missing[0]}: exported from another "
                                                          "CaFFe root?")
+
+
+def check_extra_routes(routes: Sequence[str]) -> None:
+    """Refuse names that are no extra route (of :data:`~nnunet_glacier.postprocessing.postprocess.EXTRA_ROUTES`)
+    with a :class:`ValueError` naming them and the extra routes; the one check of ``extra_routes`` (the command
+    line's ``--extra-routes`` included)."""
+    unknown = sorted(set(routes) - set(EXTRA_ROUTES))
+    if unknown:
+        raise ValueError(f"unknown extra route(s) {', '.join(unknown)}; extra routes are {', '.join(EXTRA_ROUTES)}")
 
 
 def evaluate_predictions(predictions: str | Path, data: str | Path, *, split: str = "test",
@@ -245,9 +252,7 @@ def evaluate_predictions(predictions: str | Path, data: str | Path, *, split: st
     per_image.csv and (unless ``save_fronts`` is false) the post-processed
     fronts; see the module docstring.
     """
-    unknown = sorted(set(extra_routes) - set(EXTRA_ROUTES))
-    if unknown:
-        raise ValueError(f"unknown extra route(s) {unknown}; extra routes are {', '.join(EXTRA_ROUTES)}")
+    check_extra_routes(extra_routes)
     predictions = Path(predictions)
     out = Path(out) if out is not None else predictions / "evaluation"
     sizes, source = pixel_size_source(pixel_size, dataset)
@@ -266,7 +271,7 @@ def evaluate_predictions(predictions: str | Path, data: str | Path, *, split: st
                "fronts_folders": {r: str(d.relative_to(out)) for r, d in dirs.items()} if dirs else None,
                } | summarise(results, routes, samples, matched)
     write_json(out / "summary.json", summary)
-    write_text(out / "per_image.csv", per_image_csv(results))
+    write_text(out / PER_IMAGE_CSV, per_image_csv(results))
     return Evaluation(results, summary, out)
 
 
@@ -308,13 +313,9 @@ def summarise(results: Sequence[ImageResult], routes: Sequence[str], samples: Se
 
 
 def per_image_csv(results: Sequence[ImageResult]) -> str:
-    """The per_image.csv text: a header of :data:`PER_IMAGE_COLUMNS`, then one row per result (NaN as empty)."""
+    """The per_image.csv text of ``results``: by route (:data:`ALL_ROUTES` order), then by stem."""
     ordered = sorted(results, key=lambda r: (ALL_ROUTES.index(r.route), r.sample.stem))
-    return csv_text(PER_IMAGE_COLUMNS, [list(r.row().values()) for r in ordered])
-
-
-def _number(value: float | None, digits: int = 1) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
+    return per_image_text(r.row() for r in ordered)
 
 
 def format_tables(summary: Mapping[str, Any]) -> str:
@@ -328,7 +329,7 @@ def format_tables(summary: Mapping[str, Any]) -> str:
         groups = [("all", entry["overall"])]
         groups += [(f"{b.replace('_', ' x ')} {g}", s) for b in BREAKDOWNS for g, s in entry[f"by_{b}"].items()]
         for label, s in groups:
-            lines.append(f"{label:<28}{s['n_images']:>5}{s['no_front']:>10}{_number(s['mde_pooled_m']):>12}"
-                         f"{_number(s['mde_mean_m']):>10}{_number(s['mde_median_m']):>12}"
-                         f"{_number(s.get('iou_macro'), 3):>7}")
+            lines.append(f"{label:<28}{s['n_images']:>5}{s['no_front']:>10}{number_cell(s['mde_pooled_m'], 1):>12}"
+                         f"{number_cell(s['mde_mean_m'], 1):>10}{number_cell(s['mde_median_m'], 1):>12}"
+                         f"{number_cell(s.get('iou_macro'), 3):>7}")
     return "\n".join(lines).lstrip("\n")

@@ -45,7 +45,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-ZONE_CLASSES = ("na", "rock", "glacier", "ocean")
+from nnunet_glacier.data.tasks import ZONE_CLASSES
+
 ZONE_SCORES = ("iou", "precision", "recall", "f1")
 
 
@@ -148,7 +149,7 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray, present: np.ndarray) 
 
 @dataclass(frozen=True)
 class ZoneScores:
-    """Per-class scores of one image, each an array over :data:`ZONE_CLASSES`.
+    """Per-class scores of one image, each an array over :data:`~nnunet_glacier.data.tasks.ZONE_CLASSES`.
 
     NaN = undefined: the class is absent from both label and prediction.
     """
@@ -182,7 +183,7 @@ def summarise_zones(scores: Sequence[ZoneScores]) -> dict[str, float]:
     """Means over images: ``<score>_macro`` of the per-image macro averages and ``<score>_<class>``.
 
     NaN (undefined) values are left out; keys cover every score of
-    :data:`ZONE_SCORES` and class of :data:`ZONE_CLASSES`.
+    :data:`ZONE_SCORES` and class of :data:`~nnunet_glacier.data.tasks.ZONE_CLASSES`.
     """
     summary = {}
     for score in ZONE_SCORES:

@@ -38,11 +38,12 @@ from matplotlib.patches import Patch
 from nnunet_glacier.data import caffe
 from nnunet_glacier.data.caffe import Sample, SceneName
 from nnunet_glacier.data.labels import dilate
+from nnunet_glacier.data.tasks import ZONE_LABELS
 from nnunet_glacier.errors import InputError
 from nnunet_glacier.evaluation.figure_options import FORMATS, GROUP_COLUMNS
 from nnunet_glacier.evaluation.paper import CAFFE_BASELINES_M
+from nnunet_glacier.evaluation.per_image import read_per_image
 from nnunet_glacier.utilities.atomic import atomic_path, write_png
-from nnunet_glacier.utilities.csv_tables import read_csv
 
 PNG_DPI = 150
 
@@ -53,7 +54,6 @@ OVERLAP_RGB = (255, 0, 255)
 BBOX_RGB = (0, 255, 255)
 #: RGB colour (0..255) of each zone class 0 NA, 1 rock, 2 glacier, 3 ocean.
 ZONE_RGB = np.array([(0, 0, 0), (150, 115, 80), (235, 242, 255), (30, 100, 220)], dtype=np.uint8)
-ZONE_NAMES = ("no information", "rock", "glacier", "ocean / ice mélange")
 ZONE_ALPHA = 0.45
 
 #: Box plots of at most this many images also show each image as a point.
@@ -184,7 +184,7 @@ def reduce_mask(mask: np.ndarray, factor: int) -> np.ndarray:
     rows, cols = (-(-n // factor) for n in mask.shape)
     padded = np.zeros((rows * factor, cols * factor), dtype=bool)
     padded[:mask.shape[0], :mask.shape[1]] = mask
-    return padded.reshape(rows, factor, cols, factor).any(axis=(1, 3))
+    return np.asarray(padded.reshape(rows, factor, cols, factor).any(axis=(1, 3)))
 
 
 def _reduced_overlay_inputs(factor: int, image: np.ndarray, fronts: Sequence[np.ndarray | None],
@@ -235,8 +235,9 @@ def plot_overlay(image: np.ndarray, out: str | Path | None = None, *, label_fron
     _patch_legend(axes[0], legend)
     axes[0].set_title("fronts")
     if zones is not None:
+        assert drawn_zones is not None  # the zones, reduced or not
         axes[1].imshow(zone_overlay_rgb(drawn_image, drawn_zones), extent=extent)
-        _patch_legend(axes[1], list(zip(ZONE_NAMES, ZONE_RGB.tolist())))
+        _patch_legend(axes[1], list(zip(ZONE_LABELS, ZONE_RGB.tolist())))
         axes[1].set_title("zones")
     for ax in axes:
         ax.set_xlabel("x (px)")
@@ -251,7 +252,9 @@ def _patch_legend(ax: Axes, entries: Sequence[tuple[str, Sequence[int]]]) -> Non
     """A legend of colour patches below ``ax``; colours are RGB 0..255."""
     if not entries:
         return
-    handles = [Patch(facecolor=np.asarray(rgb) / 255, edgecolor="0.3", label=name) for name, rgb in entries]
+    # matplotlib's ColorType leaves out the arrays of floats that colours may be (to_rgba takes them)
+    handles = [Patch(facecolor=np.asarray(rgb) / 255, edgecolor="0.3", label=name)  # type: ignore[arg-type]
+               for name, rgb in entries]
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncols=min(len(handles), 4),
               fontsize="small", frameon=False)
 
@@ -300,28 +303,21 @@ def write_overlays(pairs: Sequence[tuple[Sample, Path]], out_dir: str | Path) ->
 def _per_image_groups(path: Path, by: str) -> dict[str, dict[str, tuple[list[float], int]]]:
     """Per route and group of a per_image.csv: the MDEs (m) of images with a front, and how many have none.
 
-    A file without a ``route`` column counts as one route ``""``. Raises
-    :class:`InputError` naming the file for a missing column, a short line or
-    an MDE that is not a non-negative number.
+    Raises :class:`InputError` naming the file as
+    :func:`~nnunet_glacier.evaluation.per_image.read_per_image` does.
     """
     if by not in GROUP_COLUMNS:
         raise ValueError(f"unknown grouping {by!r}; use one of {', '.join(GROUP_COLUMNS)}")
     column = GROUP_COLUMNS[by]
     groups: dict[str, dict[str, tuple[list[float], int]]] = {}
-    for line, row in enumerate(read_csv(path, ("stem", "mde_m", column)), start=2):
-        of_route = groups.setdefault(row.get("route", ""), {})
-        name = _group_name(row[column], by)
+    for row in read_per_image(path, (column,)):
+        of_route = groups.setdefault(row.route, {})
+        name = _group_name(row.cells[column], by)
         values, n_no_front = of_route.setdefault(name, ([], 0))
-        if not row["mde_m"].strip():
+        if row.mde_m is None:
             of_route[name] = (values, n_no_front + 1)
-            continue
-        try:
-            mde = float(row["mde_m"])
-        except ValueError:
-            mde = math.nan
-        if not mde >= 0 or math.isinf(mde):
-            raise InputError(path, f"line {line}: mde_m {row['mde_m']!r} is not a non-negative number")
-        values.append(mde)
+        else:
+            values.append(row.mde_m)
     return groups
 
 
@@ -329,8 +325,7 @@ def read_mde(path: str | Path, by: str) -> dict[str, dict[str, list[float]]]:
     """Per-image MDEs (m) of a per_image.csv by route, then by group (``by`` of :data:`GROUP_COLUMNS`).
 
     Images with no front (empty ``mde_m``) are left out (:func:`read_no_front`
-    counts them); a route whose images all lack a front has no group. A file
-    without a ``route`` column counts as one route ``""``. Raises
+    counts them); a route whose images all lack a front has no group. Raises
     :class:`InputError` naming the file for a missing column, a short line,
     an MDE that is not a non-negative number, or no MDE at all.
     """
@@ -404,7 +399,9 @@ def plot_mde_boxplot(series: Mapping[str, Mapping[str, Sequence[float]]], out: s
     fig = Figure(figsize=(max(6.0, 1.0 + len(groups) * (0.6 + 0.5 * len(labels))), 5), layout="constrained")
     ax = fig.subplots()
     colours = colormaps["tab10"]
-    positions, counts, handles = [], [], []
+    positions: list[float] = []
+    counts: list[str] = []
+    handles: list[Patch | Line2D] = []
     for j, label in enumerate(labels):
         by_group = series.get(label, {})
         handles.append(Patch(facecolor=colours(j % 10), alpha=0.8, label=label))
@@ -486,7 +483,9 @@ def plot_timeline(scenes: Sequence[Sample | SceneName], out: str | Path | None =
             if not names:
                 continue
             colour = colours(k % 10)
-            ax.scatter([n.date for n in names], [glaciers.index(n.glacier) + offset for n in names],
+            # matplotlib's stubs leave out the dates its date converter takes
+            ax.scatter([n.date for n in names],  # type: ignore[arg-type]
+                       [glaciers.index(n.glacier) + offset for n in names],
                        marker=_SENSOR_MARKERS[k % len(_SENSOR_MARKERS)], s=28, linewidths=1.2,
                        edgecolors=colour, facecolors="none" if split == "test" else colour)
     counts = {g: sum(name.glacier == g for name, _ in entries) for g in glaciers}
@@ -533,7 +532,7 @@ def label_fronts(samples: Sequence[Sample], shape: tuple[int, int] | None = None
     With ``shape`` (rows, cols), fronts of another size are left out.
     """
     labelled = sorted((s for s in samples if s.front is not None), key=lambda s: (s.name.date, s.stem))
-    fronts = [(s.name.date, caffe.read_front(s.front)) for s in labelled]
+    fronts = [(s.name.date, caffe.read_front(front)) for s in labelled if (front := s.front) is not None]
     return [(date, front) for date, front in fronts if shape is None or front.shape == shape]
 
 

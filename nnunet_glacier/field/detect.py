@@ -37,16 +37,27 @@ without contrast (:func:`geo.lacks_contrast`, e.g. a constant -10 dB
 raster) gets no front, and one whose CaFFe-name resolution disagrees with
 its GeoTIFF grid (:func:`geo.resolution_mismatch`) is flagged; both warn.
 
+Time series. A model with temporal context (its export recorded
+``previous`` / ``next`` acquisitions, ``GlacierPredictor.temporal``) gets
+each scene with its context acquisitions as further input channels, found
+among the scenes and the ``context`` files of the run (see
+:mod:`nnunet_glacier.field.series` for the dates, glaciers, selection and
+reprojection onto the scene's grid); the record lists them (``context``) and
+``quality.csv`` counts them (``context_found``; ``no_context`` when none was
+found). Models without temporal context see the scene alone, as ever.
+
 Re-runs. A scene's record holds what it was made from
 (:mod:`nnunet_glacier.utilities.provenance`): the stamp of its input file and
 :meth:`SceneSettings.made_with` — the predictor's ``made_from()`` (model,
 folds, checkpoints, sliding window), the pixel-size options, the glacier
 name, the post-processing, output and no-data options and the thresholds
 of the scene checks (a change of any of them redoes every scene, even
-those it does not affect). A scene is skipped only while its record is
-current and its outputs are present; otherwise the old record and every
-output it lists are removed and the scene is detected again. The quality
-thresholds (:class:`~nnunet_glacier.field.quality.QualitySettings`) only shape
+those it does not affect); with temporal context also its context files,
+in channel order and stamped (:func:`scene_inputs`), so that a context file
+edited, added or removed redoes just the scenes whose context it changes.
+A scene is skipped only while its record is current and its outputs are
+present; otherwise the old record and every output it lists are removed
+and the scene is detected again. The quality thresholds (:class:`~nnunet_glacier.field.quality.QualitySettings`) only shape
 ``quality.csv``, which every run rebuilds, and redo no scene.
 
 Inputs: two scenes with one stem are refused before any work (their
@@ -76,10 +87,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm import tqdm
 
-from nnunet_glacier.data.tasks import TASKS
+from nnunet_glacier.data.tasks import TASKS, ZONE_LABELS
 from nnunet_glacier.errors import InputError, problem_of
 from nnunet_glacier.evaluation.plots import PRED_FRONT_RGB, ZONE_RGB, plot_overlay
-from nnunet_glacier.field import geo
+from nnunet_glacier.field import geo, series
 from nnunet_glacier.field.models import model_label
 from nnunet_glacier.field.quality import (
     QUALITY_CSV,
@@ -89,6 +100,8 @@ from nnunet_glacier.field.quality import (
     quality_csv,
     quality_rows,
 )
+from nnunet_glacier.field.series import UNKNOWN_GLACIER, SeriesContext
+from nnunet_glacier.nnunet.prediction_types import RunReport, ScenePrediction
 from nnunet_glacier.nnunet.uncertainty import mean_over
 from nnunet_glacier.postprocessing import postprocess
 from nnunet_glacier.postprocessing.postprocess import PostprocessSettings, choose_route, route_front_and_zones
@@ -97,7 +110,7 @@ from nnunet_glacier.utilities.atomic import remove_stale_temporaries, write_json
 from nnunet_glacier.utilities.locks import exclusive
 
 if TYPE_CHECKING:  # the predictor (torch, nnU-Net) is only imported by whoever builds one
-    from nnunet_glacier.nnunet.predict import GlacierPredictor, RunReport, ScenePrediction
+    from nnunet_glacier.nnunet.predict import GlacierPredictor
 
 RECORD_SUFFIX = "_detect.json"
 #: Version of the scene records' contents; records of another version are redone (and not read).
@@ -105,8 +118,6 @@ RECORD_FORMAT = 3
 #: What follows the stem in the names of the per-scene outputs (``<stem><suffix>.<ext>``).
 ZONES_SUFFIX, FRONT_SUFFIX, UNCERTAINTY_SUFFIX, OVERLAY_SUFFIX = "_zones", "_front", "_uncertainty", "_overlay"
 OUTPUT_SUFFIXES = (ZONES_SUFFIX, FRONT_SUFFIX, UNCERTAINTY_SUFFIX, OVERLAY_SUFFIX)
-#: Glacier name of scenes whose file name does not say it (and no ``--glacier`` was given).
-UNKNOWN_GLACIER = "unknown"
 
 
 def ocean_direction(zones: np.ndarray | None, front: np.ndarray, scene: geo.GeoScene) -> list[float] | None:
@@ -165,7 +176,7 @@ def scene_front(scene: geo.GeoScene, prediction: ScenePrediction, route: str,
 
 def scene_record(scene: geo.GeoScene, result: SceneFront, route: str, predictor: GlacierPredictor,
                  settings: SceneSettings, made_from: dict[str, Any], problems: dict[str, str | None],
-                 outputs: dict[str, str]) -> dict[str, Any]:
+                 outputs: dict[str, str], *, context: SeriesContext | None = None) -> dict[str, Any]:
     """The JSON record of a detected scene (what ``quality.csv``, ``fronts.gpkg`` and ``retreat`` read).
 
     Front lines are kept in pixel coordinates (``front_lines_px``, ``x =
@@ -173,8 +184,12 @@ def scene_record(scene: geo.GeoScene, result: SceneFront, route: str, predictor:
     CRS (``coordinates``) place them on the map. ``made_from``: the
     scene's made-from record (:func:`scene_made_from`); ``problems``: the
     :data:`SCENE_PROBLEMS` flags' messages (``None`` = not flagged).
+    ``date`` and ``date_source`` are :func:`series.acquisition_date`'s;
+    ``context``: a temporal model's context acquisitions
+    (:meth:`SeriesContext.record`), ``None`` for a model without (and in
+    records written before there were temporal models).
     """
-    date = scene.date
+    date, date_source = series.acquisition_date(scene.path)
     lines = [scene.pixel_to_map(line) for line in result.lines_px]
     return {
         "format": RECORD_FORMAT,
@@ -184,6 +199,7 @@ def scene_record(scene: geo.GeoScene, result: SceneFront, route: str, predictor:
         "model_name": model_label(predictor.model_dir),
         "glacier": scene.name.glacier if scene.name is not None else (settings.glacier or UNKNOWN_GLACIER),
         "date": date.isoformat() if date is not None else None,
+        "date_source": date_source,
         "sensor": scene.name.sensor if scene.name is not None else None,
         "shape": list(scene.image.shape),
         "coordinates": geo.crs_description(scene),
@@ -202,6 +218,7 @@ def scene_record(scene: geo.GeoScene, result: SceneFront, route: str, predictor:
         **{flag: problems[flag] is not None for flag in SCENE_PROBLEMS},
         "problems": [message for message in problems.values() if message is not None],
         "ocean_direction": ocean_direction(result.zones, result.front, scene),
+        "context": context.record() if context is not None else None,
         "front_lines_px": [line.tolist() for line in result.lines_px],
         "outputs": outputs,
         "made_from": made_from,
@@ -213,8 +230,7 @@ FRONT_NODATA = 127
 #: Zone raster colours (RGBA) and class names by CaFFe value; NA (the no-data value 0) is transparent.
 ZONE_COLOURS = {value: (*rgb, 0 if value == 0 else 255) for value, rgb in zip(TASKS["zone"].png_values,
                                                                                ZONE_RGB.tolist())}
-ZONE_NAMES = dict(zip(TASKS["zone"].png_values, ("NA: no data or no information", "rock", "glacier",
-                                                  "ocean and ice melange")))
+ZONE_NAMES = dict(zip(TASKS["zone"].png_values, ZONE_LABELS))
 FRONT_COLOURS = {0: (0, 0, 0, 0), FRONT_NODATA: (128, 128, 128, 255), 255: (*PRED_FRONT_RGB, 255)}
 FRONT_NAMES = {0: "no front", FRONT_NODATA: "no data", 255: "calving front"}
 
@@ -258,16 +274,28 @@ def record_path(out: Path, stem: str) -> Path:
     return out / f"{stem}{RECORD_SUFFIX}"
 
 
-def scene_made_from(path: Path, made_with: dict[str, Any]) -> dict[str, Any]:
-    """The made-from record of scene file ``path`` (:func:`provenance.made_from`: ``made_with`` and the file's
-    stamp), taken before the file is read."""
-    return provenance.made_from(made_with, [path.resolve()])
+def scene_inputs(path: Path, made_with: dict[str, Any],
+                 context: SeriesContext | None = None) -> tuple[dict[str, Any], list[Path]]:
+    """The settings and input files scene file ``path`` is made from: ``made_with`` and the file itself; with a
+    temporal ``context``, also the context's files — in channel order in the settings (``context``) and as
+    inputs, so that a context file edited, added or removed redoes the scenes it feeds."""
+    if context is None:
+        return made_with, [path.resolve()]
+    files = [file.resolve() for file in context.files]
+    return {**made_with, "context": [str(file) for file in files]}, list(dict.fromkeys([path.resolve(), *files]))
+
+
+def scene_made_from(path: Path, made_with: dict[str, Any], context: SeriesContext | None = None) -> dict[str, Any]:
+    """The made-from record of scene file ``path`` (:func:`provenance.made_from` of :func:`scene_inputs`: the
+    settings and the stamps of the file and its ``context`` files), taken before the files are read."""
+    return provenance.made_from(*scene_inputs(path, made_with, context))
 
 
 def write_scene(out: Path, scene: geo.GeoScene, result: SceneFront, route: str, predictor: GlacierPredictor,
-                settings: SceneSettings, made_from: dict[str, Any],
-                problems: dict[str, str | None]) -> dict[str, Any]:
-    """Write a scene's rasters, GeoJSON, overlay and (last) its record (:func:`scene_record`); returns the record."""
+                settings: SceneSettings, made_from: dict[str, Any], problems: dict[str, str | None], *,
+                context: SeriesContext | None = None) -> dict[str, Any]:
+    """Write a scene's rasters, GeoJSON, overlay and (last) its record (:func:`scene_record`; ``context`` as
+    there); returns the record."""
     outputs = {}
     nodata = scene.nodata_mask
     if result.zones is not None:
@@ -283,7 +311,8 @@ def write_scene(out: Path, scene: geo.GeoScene, result: SceneFront, route: str, 
                                 nodata=np.nan,
                                 description="normalised entropy of the ensemble's class probabilities (0..1)")
         outputs["uncertainty"] = path.name
-    properties = {"stem": scene.stem, "date": scene.date.isoformat() if scene.date else None}
+    date, _ = series.acquisition_date(scene.path)
+    properties = {"stem": scene.stem, "date": date.isoformat() if date else None}
     lines = [scene.pixel_to_map(line) for line in result.lines_px]
     outputs["front_lines"] = f"{scene.stem}{FRONT_SUFFIX}.geojson"
     geo.write_front_geojson(out / outputs["front_lines"], lines, scene, properties,
@@ -291,17 +320,18 @@ def write_scene(out: Path, scene: geo.GeoScene, result: SceneFront, route: str, 
     outputs["overlay"] = f"{scene.stem}{OVERLAY_SUFFIX}.png"
     plot_overlay(scene.image, out / outputs["overlay"], pred_front=result.front, zones=result.zones,
                  stem=scene.stem, formats=("png",))
-    record = scene_record(scene, result, route, predictor, settings, made_from, problems, outputs)
+    record = scene_record(scene, result, route, predictor, settings, made_from, problems, outputs, context=context)
     write_json(record_path(out, scene.stem), record)
     return record
 
 
-def is_current_record(out: Path, path: Path, made_with: dict[str, Any]) -> bool:
+def is_current_record(out: Path, path: Path, made_with: dict[str, Any], context: SeriesContext | None = None) -> bool:
     """Whether ``OUT`` holds a record of scene file ``path`` (of :data:`RECORD_FORMAT`) made with ``made_with``
-    from the file as it is now, with every output it lists present."""
+    from the file and its ``context`` files (:func:`scene_inputs`) as they are now, with every output it lists
+    present."""
     record = provenance.read_record(record_path(out, path.stem))
     return (record is not None and record.get("format") == RECORD_FORMAT
-            and provenance.is_current(record.get("made_from"), made_with, [path.resolve()])
+            and provenance.is_current(record.get("made_from"), *scene_inputs(path, made_with, context))
             and all((out / name).is_file() for name in record.get("outputs", {}).values()))
 
 
@@ -330,28 +360,32 @@ def without_front(result: SceneFront) -> SceneFront:
 
 
 def detect_scene(path: Path, out: Path, predictor: GlacierPredictor, route: str, settings: SceneSettings,
-                 made_with: dict[str, Any], *, wait: bool) -> str:
+                 made_with: dict[str, Any], *, wait: bool, context: SeriesContext | None = None) -> str:
     """Detect one scene file into ``OUT`` under the scene's lock; returns ``"written"``, ``"skipped"`` (its
     record is current: done before, perhaps by another run just now) or ``"busy"`` (without ``wait``: another
-    run holds the scene's lock)."""
+    run holds the scene's lock). ``context``: for a model with temporal context, the scene's context
+    acquisitions (:func:`series.scene_contexts`), its further input channels."""
     with exclusive(record_path(out, path.stem), wait=wait) as held:
         if not held:
             return "busy"
-        if is_current_record(out, path, made_with):
+        if is_current_record(out, path, made_with, context):
             return "skipped"
         discard_scene(out, path.stem)
-        made_from = scene_made_from(path, made_with)
+        made_from = scene_made_from(path, made_with, context)
         scene = geo.read_scene(path, pixel_size_m=settings.pixel_size_m,
                                default_pixel_size_m=settings.default_pixel_size_m, zero_border=settings.zero_border)
         problems = scene_problems(scene)
         for message in problems.values():
             if message is not None:
                 warnings.warn(f"{path}: {message}; flagged in {QUALITY_CSV}", UserWarning, stacklevel=2)
-        result = scene_front(scene, predictor.predict(scene.image, measure=[route]), route, settings.postprocess)
+        channels = scene.image if context is None else series.context_channels(scene, context, settings.zero_border)
+        result = scene_front(scene, predictor.predict(channels, measure=[route]), route, settings.postprocess)
         if problems["no_contrast"] is not None:
             result = without_front(result)
-        write_scene(out, scene, result, route, predictor, settings, made_from, problems)
-        tqdm.write(f"{scene.stem}: pixel size {scene.pixel_size_m:g} m ({scene.pixel_size_source})")
+        write_scene(out, scene, result, route, predictor, settings, made_from, problems, context=context)
+        found = "" if context is None else (f"; {context.found} of {len(context.files)} context acquisitions found"
+                                            + ("" if context.found else f" (flagged no_context in {QUALITY_CSV})"))
+        tqdm.write(f"{scene.stem}: pixel size {scene.pixel_size_m:g} m ({scene.pixel_size_source}){found}")
         return "written"
 
 
@@ -368,7 +402,7 @@ def scenes_to_detect(scenes: Sequence[Path], out: Path) -> list[Path]:
     """``scenes`` without detect's own outputs in ``OUT`` (:func:`is_own_output`: with ``-o`` equal to ``-i`` a
     re-run never reads them as scenes); :class:`InputError` naming both files when two scenes share a stem
     (their outputs would overwrite each other)."""
-    listed = set()
+    listed: set[str] = set()
     for record_file in out.glob(f"*{RECORD_SUFFIX}"):
         record = provenance.read_record(record_file)
         outputs = record.get("outputs") if record is not None else None
@@ -422,7 +456,7 @@ def detect(predictor: GlacierPredictor, scenes: Sequence[Path], out: str | Path,
            pixel_size_m: float | None = None, default_pixel_size_m: float | None = None, glacier: str | None = None,
            settings: PostprocessSettings = PostprocessSettings(), quality: QualitySettings = QualitySettings(),
            options: OutputOptions = OutputOptions(), zero_border: bool = True, summary: bool = True,
-           progress: bool = True) -> RunReport:
+           progress: bool = True, context: Sequence[Path] = ()) -> RunReport:
     """Detect fronts in ``scenes`` into ``out`` (see the module doc); a failing scene is reported and skipped.
 
     ``pixel_size_m`` (metres) is the pixel size of every scene, whatever the
@@ -432,17 +466,30 @@ def detect(predictor: GlacierPredictor, scenes: Sequence[Path], out: str | Path,
     ``glacier`` names the glacier of scenes whose file name does not;
     ``zero_border`` as in :func:`geo.read_scene`.
 
+    Time series: for a model with temporal context
+    (``predictor.temporal.enabled``) each scene's further input channels are
+    its nearest earlier (and later) acquisitions of its glacier among
+    ``scenes`` and ``context`` (scene files used only as context, never
+    detected), dated, grouped and put on the scene's grid as
+    :mod:`nnunet_glacier.field.series` says; the record lists them and
+    stamps their files. A model without temporal context ignores ``context``
+    (with a warning when it is given).
+
     Re-runs and concurrent runs: see the module doc. ``quality.csv`` and
     ``fronts.gpkg`` are rebuilt at the end even when the run is interrupted
     (``KeyboardInterrupt`` is raised after them); without ``summary`` they
     are not (a shard of an archive: :func:`write_summary` merges the shards).
     """
-    from nnunet_glacier.nnunet.predict import RunReport
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)
     scenes = scenes_to_detect(scenes, out)
+    contexts: dict[Path, SeriesContext] = {}
+    if predictor.temporal.enabled:
+        contexts = series.scene_contexts(scenes, scenes_to_detect(context, out), predictor.temporal, glacier)
+    elif context:
+        warnings.warn(f"the model takes no temporal context: the {len(context)} context file(s) are not used",
+                      UserWarning, stacklevel=2)
     route = choose_route([task.name for task in predictor.tasks])
     scene_settings = SceneSettings(pixel_size_m, default_pixel_size_m, glacier, settings, options, zero_border)
     made_with = scene_settings.made_with(predictor)
@@ -454,7 +501,8 @@ def detect(predictor: GlacierPredictor, scenes: Sequence[Path], out: str | Path,
             def attempt(path: Path, wait: bool) -> bool:
                 """Detect one scene into the report; ``False`` if another run holds it (and ``wait`` is off)."""
                 try:
-                    done = detect_scene(path, out, predictor, route, scene_settings, made_with, wait=wait)
+                    done = detect_scene(path, out, predictor, route, scene_settings, made_with, wait=wait,
+                                        context=contexts.get(path))
                 except (InputError, ValueError, OSError) as err:
                     report.failed.append((path, problem_of(err, path)))
                 else:
@@ -500,7 +548,8 @@ GPKG_COLUMNS = {
     "pixel_size_source": "str", "route": "str", "model": "str", "folds": "str", "n_segments": "int",
     "length_m": "float", "disagreement": "float", "nodata_fraction": "float", "no_front": "bool",
     "length_outlier": "bool", "low_agreement": "bool", "touches_nodata": "bool", "touches_border": "bool",
-    "no_contrast": "bool", "resolution_mismatch": "bool", "needs_check": "bool", "input": "str",
+    "no_contrast": "bool", "resolution_mismatch": "bool", "no_context": "bool", "needs_check": "bool",
+    "input": "str",
 }
 
 

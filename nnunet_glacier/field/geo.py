@@ -34,11 +34,15 @@ Conventions:
 Outputs: rasters go through :func:`write_raster` (Cloud-Optimized GeoTIFF
 with declared nodata, colour table and class names; PNG for scenes without
 georeferencing), vectors through :func:`write_front_geojson` (one scene) and
-:func:`write_geopackage` (all scenes of a run).
+:func:`write_geopackage` (all scenes of a run). Other inputs: rasters written
+here are read back by :func:`read_raster`, vectors a user draws (a box, a
+centre line) by :func:`read_vector`, and points are reprojected between CRSs
+by :func:`reproject`.
 """
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 import warnings
 from collections.abc import Sequence
@@ -47,10 +51,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from nnunet_glacier.data.caffe import ConversionWarning, SceneName, read_grey, without_apple_double
 from nnunet_glacier.errors import InputError
 from nnunet_glacier.utilities.atomic import atomic_path, write_json, write_png
+from nnunet_glacier.utilities.csv_tables import read_csv
 
 GEOTIFF_SUFFIXES = (".tif", ".tiff")
 PNG_SUFFIXES = (".png",)
@@ -326,6 +332,7 @@ def grid_pixel_size(path: Path, crs: Any, transform: Any, shape: tuple[int, ...]
     from pyproj import CRS as ProjCRS
 
     geod = ProjCRS.from_wkt(crs.to_wkt()).get_geod()
+    assert geod is not None, f"{path}: the CRS has no ellipsoid"
     row, col = shape[0] // 2, shape[1] // 2
     corner, right, below = apply_affine(transform, np.array([[col, row], [col + 1, row], [col, row + 1]]))
     size = float(np.sqrt(np.prod([geod.inv(*corner, *end)[2] for end in (right, below)])))
@@ -405,6 +412,26 @@ def write_raster(path: str | Path, array: np.ndarray, scene: GeoScene, *, nodata
     return path
 
 
+def read_raster(path: str | Path) -> np.ndarray:
+    """Band 1 of a raster :func:`write_raster` wrote (``.tif``; ``.png`` for scenes without georeferencing), its
+    values as stored; :class:`InputError` names the file when it is missing or unreadable (a PNG must hold 8-bit
+    grey values, as a label does: :func:`~nnunet_glacier.data.caffe.read_grey`)."""
+    path = Path(path)
+    if path.suffix.lower() in PNG_SUFFIXES:
+        return read_grey(path, label=True)
+    import rasterio
+    from rasterio.errors import RasterioError
+
+    if not path.is_file():
+        raise InputError(path, "file not found")
+    try:
+        with rasterio.open(path) as src:
+            return src.read(1)
+    except RasterioError as err:
+        reason = str(err).replace(f"'{path}' ", "")  # rasterio's message names the file again
+        raise InputError(path, f"unreadable or truncated GeoTIFF ({reason})") from err
+
+
 def pixel_lines(paths: list[np.ndarray]) -> list[np.ndarray]:
     """Ordered front pixel paths (``(n, 2)`` ``(row, col)``) as ``(n, 2)`` ``(x, y)`` lines of pixel centres.
 
@@ -468,6 +495,88 @@ def crs_description(scene: GeoScene) -> dict[str, Any]:
     return {"kind": "crs", "epsg": crs_epsg(scene.crs), "wkt": scene.crs.to_wkt()}
 
 
+def reproject(xy: np.ndarray, source: str, target: str, where: Path) -> np.ndarray:
+    """``(n, 2)`` points ``(x, y)`` in CRS ``source`` -> CRS ``target`` (the scenes'), both as pyproj reads them
+    (WKT, ``EPSG:<code>``, ...); ``x`` is easting or longitude whatever a CRS's axis order. Unchanged when the
+    two are one CRS.
+
+    :class:`InputError` naming ``where`` (the file the points come from) when ``source`` is geographic and the
+    points are no longitudes, latitudes (map coordinates in a GeoJSON without a ``crs`` member, most often).
+    """
+    from pyproj import CRS as ProjCRS
+    from pyproj import Transformer
+
+    xy = np.asarray(xy, dtype=np.float64)
+    source_crs, target_crs = ProjCRS.from_user_input(source), ProjCRS.from_user_input(target)
+    if source_crs == target_crs:
+        return xy
+    if source_crs.is_geographic and not ((np.abs(xy[:, 0]) <= 180).all() and (np.abs(xy[:, 1]) <= 90).all()):
+        raise InputError(where, f"coordinates out of range for {source_crs.name} (a GeoJSON without a 'crs' "
+                                f"member is longitude, latitude): add the scenes' CRS to the file")
+    transformer = Transformer.from_crs(source_crs, target_crs, always_xy=True)
+    return np.column_stack(transformer.transform(xy[:, 0], xy[:, 1]))
+
+
+#: Vertices a geometry read by :func:`read_vector` needs at least (a Polygon's ring is closed: 3 corners and back).
+MIN_VERTICES = {"LineString": 2, "Polygon": 4}
+
+
+def read_vector(path: str | Path, geometry: str) -> tuple[np.ndarray, str | None]:
+    """The vertices ``(n, 2)`` ``(x, y)`` of a file's first ``geometry`` (``"LineString"``, or ``"Polygon"``: its
+    outer ring), and the file's CRS (WKT or ``EPSG:<code>``; ``None`` for a CSV).
+
+    Any vector file GDAL reads (GeoJSON, GeoPackage, Shapefile, ...; the parts of multi-geometries count; a
+    GeoJSON without a ``crs`` member is WGS84 longitude, latitude), or a CSV with ``x``, ``y`` columns, a vertex a
+    row, read by :func:`~nnunet_glacier.utilities.csv_tables.read_csv`. :class:`InputError` names the file and
+    the problem (missing, unreadable, no such geometry, fewer than :data:`MIN_VERTICES` vertices, a CSV without
+    numeric ``x``, ``y``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, f"{geometry.lower()} file not found")
+    if path.suffix.lower() == ".csv":
+        return _vertices(path, _csv_vertices(path, geometry), geometry), None
+    import pyogrio
+    import shapely
+    from pyogrio.errors import DataLayerError, DataSourceError
+
+    try:
+        meta, _, geometries, _ = pyogrio.raw.read(path, read_geometry=True)
+    except (DataSourceError, DataLayerError) as err:
+        raise InputError(path, f"not a vector file GDAL reads ({err})") from err
+    for part in shapely.get_parts(shapely.from_wkb([g for g in geometries if g is not None])):
+        if part.geom_type == geometry:
+            ring = part.exterior if geometry == "Polygon" else part
+            return _vertices(path, np.asarray(ring.coords)[:, :2], geometry), meta["crs"]
+    raise InputError(path, f"no {geometry} feature")
+
+
+def _csv_vertices(path: Path, geometry: str) -> np.ndarray:
+    """The ``x``, ``y`` columns of a CSV as ``(n, 2)`` finite floats (:func:`read_vector`)."""
+    try:
+        rows = read_csv(path, ("x", "y"))
+    except InputError as err:
+        raise InputError(path, f"not a {geometry}: expected a CSV with x,y columns ({err.problem})") from err
+    vertices = []
+    for line, row in enumerate(rows, start=2):
+        try:
+            vertex = (float(row["x"]), float(row["y"]))
+        except ValueError:
+            vertex = (math.nan, math.nan)  # refused below, naming the cells
+        if not all(math.isfinite(v) for v in vertex):
+            raise InputError(path, f"line {line}: x, y must be finite numbers, got {row['x']!r}, {row['y']!r}")
+        vertices.append(vertex)
+    return np.array(vertices, dtype=np.float64).reshape(-1, 2)
+
+
+def _vertices(path: Path, coords: np.ndarray, geometry: str) -> np.ndarray:
+    """``coords`` when they are enough for ``geometry`` (:data:`MIN_VERTICES`), else :class:`InputError`."""
+    needed = MIN_VERTICES[geometry]
+    if len(coords) < needed:
+        raise InputError(path, f"a {geometry} needs at least {needed} (x, y) vertices, got {len(coords)}")
+    return coords
+
+
 def to_lon_lat(lines: list[np.ndarray], crs: Any) -> list[np.ndarray]:
     """Lines in ``crs`` as WGS84 longitude, latitude (degrees)."""
     from pyproj import Transformer
@@ -509,7 +618,8 @@ def write_front_geojson(path: str | Path, lines: list[np.ndarray], scene: GeoSce
 
 
 #: GeoPackage field types of :class:`VectorLayer` columns -> the numpy dtype written.
-FIELD_DTYPES = {"str": object, "float": np.float64, "int": np.int64, "bool": bool, "date": "datetime64[D]"}
+FIELD_DTYPES: dict[str, DTypeLike] = {"str": object, "float": np.float64, "int": np.int64, "bool": bool,
+                                      "date": "datetime64[D]"}
 
 
 @dataclass(frozen=True)

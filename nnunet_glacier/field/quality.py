@@ -25,7 +25,13 @@ holds one row per scene record (see :mod:`nnunet_glacier.field.detect`) with the
 - ``resolution_mismatch``: the resolution in the scene's CaFFe name differs
   from its GeoTIFF grid's pixel size by more than ``geo.RESOLUTION_TOLERANCE``
   (10 %), e.g. a ``..._20_...`` scene on a 78 m grid (``geo.resolution_mismatch``):
-  mislabelled or resampled, so its pixel size and lengths are doubtful.
+  mislabelled or resampled, so its pixel size and lengths are doubtful;
+- ``no_context``: a model with temporal context found no earlier or later
+  acquisition of the scene's glacier (the first of a series, an undated
+  scene): it saw the scene itself in every context channel, as it was
+  trained to for such scenes, but with less to go on. ``context_found``
+  counts the distinct context acquisitions found (empty for a model without
+  temporal context, which never gets the flag).
 
 ``needs_check`` is any of the flags.
 """
@@ -44,12 +50,13 @@ QUALITY_CSV = "quality.csv"
 #: Flags a scene's record holds itself (set by detect's checks of the scene).
 SCENE_PROBLEMS = ("no_contrast", "resolution_mismatch")
 #: Every flag of a row, in column order; ``needs_check`` is any of them.
-QUALITY_FLAGS = ("no_front", "length_outlier", "low_agreement", "touches_nodata", "touches_border", *SCENE_PROBLEMS)
+QUALITY_FLAGS = ("no_front", "length_outlier", "low_agreement", "touches_nodata", "touches_border", *SCENE_PROBLEMS,
+                 "no_context")
 
 QUALITY_COLUMNS = (
     "stem", "glacier", "date", "pixel_size_m", "pixel_size_source", "georeferenced", "route", "n_folds",
     "n_segments", "front_length_m", "usual_length_m", "length_ratio", "disagreement", "nodata_fraction",
-    *QUALITY_FLAGS, "needs_check",
+    "context_found", *QUALITY_FLAGS, "needs_check",
 )
 
 
@@ -77,15 +84,19 @@ def quality_rows(records: Sequence[dict[str, Any]], settings: QualitySettings) -
         outlier = ratio is not None and not (1 / settings.length_factor <= ratio <= settings.length_factor)
         disagreement = record["disagreement"]
         low_agreement = disagreement is not None and disagreement > settings.max_disagreement
+        context = record.get("context")  # None: a model without temporal context (or a record from before them)
+        context_found = context["found"] if context is not None else None
         flags = {"no_front": no_front, "length_outlier": outlier, "low_agreement": low_agreement,
-                 **{flag: record[flag] for flag in ("touches_nodata", "touches_border", *SCENE_PROBLEMS)}}
+                 **{flag: record[flag] for flag in ("touches_nodata", "touches_border", *SCENE_PROBLEMS)},
+                 "no_context": context_found == 0}
         rows.append({
             "stem": record["stem"], "glacier": record["glacier"], "date": record["date"],
             "pixel_size_m": record["pixel_size_m"], "pixel_size_source": record["pixel_size_source"],
             "georeferenced": record["coordinates"]["kind"] == "crs", "route": record["route"],
             "n_folds": len(record["folds"]), "n_segments": record["n_segments"],
             "front_length_m": record["front_length_m"], "usual_length_m": usual, "length_ratio": ratio,
-            "disagreement": disagreement, "nodata_fraction": record["nodata_fraction"], **flags,
+            "disagreement": disagreement, "nodata_fraction": record["nodata_fraction"],
+            "context_found": context_found, **flags,
             "needs_check": any(flags.values()),
         })
     return rows

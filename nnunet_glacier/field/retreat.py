@@ -52,17 +52,17 @@ Position (metres, positive = towards the ocean, so an advance raises it):
 position. Scenes without a date (neither in a CaFFe name nor as
 ``YYYY-MM-DD`` / ``YYYYMMDD`` in the file name) are left out with a warning.
 
-Box and centre-line files: any vector file GDAL reads (GeoJSON, GeoPackage,
-Shapefile, ...; the first Polygon, or LineString, feature) or a CSV with
-``x``, ``y`` columns. For georeferenced scenes, a file with a CRS is
-reprojected to the scenes' CRS (a GeoJSON without a ``crs`` member is WGS84
+Box and centre-line files (a box or a centre line, not both): any vector file
+GDAL reads (GeoJSON, GeoPackage, Shapefile, ...; the first Polygon, or
+LineString, feature) or a CSV with ``x``, ``y`` columns
+(:func:`~nnunet_glacier.field.geo.read_vector`). For georeferenced scenes, a
+file with a CRS is reprojected to the scenes' CRS (a GeoJSON without a ``crs`` member is WGS84
 longitude, latitude, as RFC 7946 says); CSV coordinates are in the scenes'
 CRS. For scenes without georeferencing, coordinates are pixel ``x, y``
 (pixel corners at integers, y down) and any CRS is ignored.
 """
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import math
 import warnings
@@ -75,7 +75,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from nnunet_glacier.data.caffe import glacier_code, read_grey
+from nnunet_glacier.data.caffe import glacier_code
 from nnunet_glacier.data.labels import GLACIER, OCEAN
 from nnunet_glacier.data.tasks import TASKS
 from nnunet_glacier.errors import InputError
@@ -85,7 +85,7 @@ from nnunet_glacier.field import geo
 from nnunet_glacier.field.detect import read_records
 from nnunet_glacier.field.quality import QUALITY_CSV
 from nnunet_glacier.utilities.atomic import write_text
-from nnunet_glacier.utilities.csv_tables import csv_text
+from nnunet_glacier.utilities.csv_tables import csv_text, read_csv
 
 RETREAT_DIR = "retreat"
 POSITION_COLUMNS = ("date", "stem", "position_m", "change_m", "method", "coverage", "needs_check")
@@ -166,57 +166,12 @@ class GlacierSeries:
 
 # --- box and centre-line files -----------------------------------------------------------------------------------
 
-def read_vector(path: str | Path, geometry: str) -> tuple[np.ndarray, str | None]:
-    """The first ``geometry`` (``"LineString"`` or ``"Polygon"``: its outer ring) of a file, and the file's CRS WKT.
-
-    Any vector file GDAL reads, or a CSV with ``x``, ``y`` columns (no CRS).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, f"{geometry.lower()} file not found")
-    if path.suffix.lower() == ".csv":
-        try:
-            with path.open(newline="") as handle:
-                coords = np.array([[float(row["x"]), float(row["y"])] for row in csv.DictReader(handle)])
-        except (KeyError, ValueError, TypeError) as err:
-            raise InputError(path, f"not a {geometry}: expected a CSV with x,y columns "
-                                   f"({type(err).__name__}: {err})") from err
-        return _checked(path, coords.reshape(-1, 2) if coords.size else coords, geometry), None
-    import pyogrio
-    import shapely
-    from pyogrio.errors import DataLayerError, DataSourceError
-
-    try:
-        meta, _, geometries, _ = pyogrio.raw.read(path, read_geometry=True)
-    except (DataSourceError, DataLayerError) as err:
-        raise InputError(path, f"not a vector file GDAL reads ({err})") from err
-    for part in shapely.get_parts(shapely.from_wkb([g for g in geometries if g is not None])):
-        if part.geom_type == geometry:
-            ring = part.exterior if geometry == "Polygon" else part
-            return _checked(path, np.asarray(ring.coords)[:, :2], geometry), meta["crs"]
-    raise InputError(path, f"no {geometry} feature")
-
-
-def _checked(path: Path, coords: np.ndarray, geometry: str) -> np.ndarray:
-    needed = 4 if geometry == "Polygon" else 2
-    if coords.ndim != 2 or len(coords) < needed:
-        raise InputError(path, f"a {geometry} needs at least {needed} (x, y) vertices, got {len(coords)}")
-    return coords
-
-
-def to_frame(coords: np.ndarray, crs_wkt: str | None, frame: Frame, where: Path) -> np.ndarray:
-    """File coordinates -> frame metres (reprojected for CRS frames when the file has another CRS)."""
+def to_frame(coords: np.ndarray, crs: str | None, frame: Frame, where: Path) -> np.ndarray:
+    """A file's coordinates ``(n, 2)`` (``crs`` as :func:`geo.read_vector` gives it) -> frame metres, reprojected
+    for CRS frames when the file has another CRS (:func:`geo.reproject`; ``where``: the file)."""
     coords = np.asarray(coords, dtype=np.float64)
-    if frame.kind == "crs" and crs_wkt is not None:
-        from pyproj import CRS, Transformer
-
-        source, target = CRS.from_user_input(crs_wkt), CRS.from_wkt(frame.crs_wkt)
-        if source != target:
-            if source.is_geographic and not (np.abs(coords[:, 0]) <= 180).all() & (np.abs(coords[:, 1]) <= 90).all():
-                raise InputError(where, f"coordinates out of range for {source.name} (a GeoJSON without a 'crs' "
-                                        f"member is longitude, latitude): add the scenes' CRS to the file")
-            transformer = Transformer.from_crs(source, target, always_xy=True)
-            coords = np.column_stack(transformer.transform(coords[:, 0], coords[:, 1]))
+    if frame.crs_wkt is not None and crs is not None:  # a CRS frame
+        coords = geo.reproject(coords, crs, frame.crs_wkt, where)
     return coords * frame.unit_m
 
 
@@ -396,12 +351,7 @@ def pixel_to_frame(xy_px: np.ndarray, record: dict[str, Any], frame: Frame) -> n
 
 def read_zone_classes(path: Path) -> np.ndarray:
     """A zone mask written by ``detect`` (GeoTIFF or PNG, CaFFe values) as zone classes 0..3."""
-    if path.suffix.lower() in geo.PNG_SUFFIXES:
-        return TASKS["zone"].from_png(read_grey(path))
-    import rasterio
-
-    with rasterio.open(path) as src:
-        return TASKS["zone"].from_png(src.read(1))
+    return TASKS["zone"].from_png(geo.read_raster(path))
 
 
 def read_fronts(out_dir: Path, records: Sequence[dict[str, Any]], frame: Frame) -> list[DatedFront]:
@@ -420,19 +370,27 @@ def read_fronts(out_dir: Path, records: Sequence[dict[str, Any]], frame: Frame) 
 
 @dataclass(frozen=True)
 class Guide:
-    """What the user gave to measure positions: a box file, or a centre line and a box width (metres)."""
+    """What the user gave to measure positions: a box file, or a centre line and a box width (metres).
+
+    :class:`ValueError` when given both a box and a centre line (the box
+    method needs one box).
+    """
 
     box: Path | None = None
     centreline: Path | None = None
     box_width_m: float | None = None
 
+    def __post_init__(self) -> None:
+        if self.box is not None and self.centreline is not None:
+            raise ValueError(f"give a box or a centre line, not both (box {self.box}, centre line {self.centreline})")
+
     def box_in(self, frame: Frame) -> Box | None:
         """The :class:`Box` in the frame's metres, or ``None`` without box and centre line."""
         if self.box is not None:
-            ring, crs = read_vector(self.box, "Polygon")
+            ring, crs = geo.read_vector(self.box, "Polygon")
             return box_from_polygon(to_frame(ring, crs, frame, self.box), self.box)
         if self.centreline is not None:
-            line, crs = read_vector(self.centreline, "LineString")
+            line, crs = geo.read_vector(self.centreline, "LineString")
             return box_from_centreline(to_frame(line, crs, frame, self.centreline), self.box_width_m,
                                        self.centreline)
         return None
@@ -468,8 +426,7 @@ def quality_flags(out_dir: Path) -> dict[str, bool]:
     path = out_dir / QUALITY_CSV
     if not path.is_file():
         return {}
-    with path.open(newline="") as handle:
-        return {row["stem"]: row["needs_check"] == "True" for row in csv.DictReader(handle)}
+    return {row["stem"]: row["needs_check"] == "True" for row in read_csv(path, ("stem", "needs_check"))}
 
 
 def position_csv(series: GlacierSeries, flags: dict[str, bool]) -> str:
@@ -506,6 +463,7 @@ def axis_labels(frame: Frame) -> tuple[str, str]:
     """Axis labels of map plots in the frame's metres."""
     if frame.kind == "pixel":
         return "x (m from the image's left edge)", "y (m from the image's top edge, down)"
+    assert frame.crs_wkt is not None  # a "crs" frame has its CRS
     name = geo.crs_name(frame.crs_wkt)
     return f"easting (m, {name})", f"northing (m, {name})"
 
@@ -560,8 +518,10 @@ def retreat(out_dir: str | Path, *, glacier: str | None = None, box: str | Path 
 
     ``box`` (a rectangle, first edge upstream) or ``centreline`` with
     ``box_width_m`` select the box method for every glacier selected (see
-    the module doc); ``dest`` defaults to ``OUT_DIR/retreat``.
+    the module doc; :class:`ValueError` when given both); ``dest`` defaults
+    to ``OUT_DIR/retreat``.
     """
+    guide = Guide(None if box is None else Path(box), None if centreline is None else Path(centreline), box_width_m)
     out_dir = Path(out_dir)
     records = read_records(out_dir)
     if not records:
@@ -571,7 +531,6 @@ def retreat(out_dir: str | Path, *, glacier: str | None = None, box: str | Path 
     if given is not None and len(groups) > 1:
         raise InputError(Path(given), f"one box for {len(groups)} glaciers ({', '.join(groups)}): "
                                       f"choose one with --glacier")
-    guide = Guide(None if box is None else Path(box), None if centreline is None else Path(centreline), box_width_m)
     dest = out_dir / RETREAT_DIR if dest is None else Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     flags = quality_flags(out_dir)

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import importlib
 import io
 import pickle
 import re
@@ -92,7 +93,8 @@ NORM_EPS = 1e-5
 LEAKY_SLOPE = 1e-2
 
 
-_MULTIARRAY = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray  # numpy 2 / numpy 1
+# numpy 2 / numpy 1 (imported by name: numpy 2's stubs know no numpy.core.multiarray)
+_MULTIARRAY = importlib.import_module("numpy._core.multiarray" if hasattr(np, "_core") else "numpy.core.multiarray")
 
 
 def _numpy_dtype_classes() -> list[type]:

@@ -7,8 +7,16 @@ Output (``<nnUNet_raw>/Dataset<ID>_<Name>/``)::
     imagesTs/<stem>_0000.png   SAR image of every test-split scene
     dataset.json               nnU-Net's description, plus a ``caffe`` block
 
+An experiment with temporal context (``Experiment.temporal``) adds the
+channels ``<stem>_0001.png`` ... of each scene: other acquisitions of its
+glacier from its own split, resized to its shape
+(:mod:`nnunet_glacier.data.temporal`), named in ``channel_names``.
+
 The ``caffe`` block records the source root, the experiment's tasks and label
-settings and each case's pixel size in metres, so later steps need not guess.
+settings and each case's pixel size in metres, so later steps need not guess;
+with temporal context also, per scene, which acquisitions fill its channels
+(``caffe.temporal``: settings and ``scenes``, see
+:func:`~nnunet_glacier.data.temporal.export_record`).
 Nothing in ``dataset.json`` names the experiment: experiments that share a
 dataset (``mtl_late`` and ``mtl_early``; ``fused`` and the ``stock_fused``
 baseline) export the same one.
@@ -20,7 +28,6 @@ corrupt input, a kill — leaves the previous good export as it was.
 """
 from __future__ import annotations
 
-import json
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
@@ -28,26 +35,30 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from nnunet_glacier.data import caffe
+from nnunet_glacier.data import caffe, temporal
 from nnunet_glacier.data.experiments import Experiment
 from nnunet_glacier.errors import InputError
 from nnunet_glacier.utilities.atomic import atomic_folder, remove_stale_temporaries, write_json, write_png
 
-CHANNEL_SUFFIX = "_0000"
+CHANNEL_SUFFIX = temporal.channel_suffix(0)  # of the scene's own image; its context follows in _0001, ...
 
 
 def dataset_folder(raw_root: str | Path, experiment: Experiment) -> Path:
     return Path(raw_root) / experiment.dataset
 
 
-def _export_one(job: tuple[caffe.Sample, Experiment, Path]) -> None:
-    sample, experiment, folder = job
+def _export_one(job: tuple[caffe.Sample, Experiment, Path, tuple[Path, ...]]) -> None:
+    """Write one scene's channel files (its image, then its ``context`` images resized to it) and, for a
+    training scene, its label."""
+    sample, experiment, folder, context = job
     loaded = caffe.load_sample(sample)
+    images = folder / ("imagesTr" if sample.split == "train" else "imagesTs")
+    for index, channel in enumerate(temporal.stack_channels(loaded.image, context)):
+        write_png(images / f"{sample.stem}{temporal.channel_suffix(index)}.png", channel)
     if sample.split == "train":
-        write_png(folder / "imagesTr" / f"{sample.stem}{CHANNEL_SUFFIX}.png", loaded.image)
+        # export_dataset discovers the samples with require_labels: every one has its labels
+        assert loaded.zones is not None and loaded.front is not None, sample.image
         write_png(folder / "labelsTr" / f"{sample.stem}.png", experiment.build_label(loaded.zones, loaded.front))
-    else:
-        write_png(folder / "imagesTs" / f"{sample.stem}{CHANNEL_SUFFIX}.png", loaded.image)
 
 
 def _check_dataset_id_free(raw_root: Path, experiment: Experiment) -> None:
@@ -59,46 +70,28 @@ def _check_dataset_id_free(raw_root: Path, experiment: Experiment) -> None:
 
 
 def dataset_json(experiment: Experiment, samples: list[caffe.Sample], source: Path) -> dict:
-    """nnU-Net's dataset.json for ``samples``, with our ``caffe`` block."""
+    """nnU-Net's dataset.json for ``samples``, with our ``caffe`` block (and its ``temporal`` record when the
+    experiment takes temporal context)."""
+    block: dict[str, object] = {
+        "source": str(source),
+        "tasks": list(experiment.tasks),
+        "task_classes": list(experiment.task_classes),
+        "label_settings": asdict(experiment.labels),
+        "pixel_size_m": caffe.pixel_size_record(samples),
+        "test_cases": sorted(s.stem for s in samples if s.split != "train"),
+    }
+    if experiment.temporal.enabled:
+        block["temporal"] = temporal.export_record(experiment.temporal,
+                                                   temporal.contexts_by_split(samples, experiment.temporal))
     return {
         "name": experiment.dataset_name,
         "description": f"CaFFe exported by nnunet_glacier; tasks: {', '.join(experiment.tasks)}",
-        "channel_names": {"0": "SAR"},
+        "channel_names": temporal.channel_names(experiment.temporal),
         "labels": experiment.label_names(),
         "numTraining": sum(s.split == "train" for s in samples),
         "file_ending": ".png",
-        "caffe": {
-            "source": str(source),
-            "tasks": list(experiment.tasks),
-            "task_classes": list(experiment.task_classes),
-            "label_settings": asdict(experiment.labels),
-            "pixel_size_m": {s.stem: s.pixel_size_m for s in samples},
-            "test_cases": sorted(s.stem for s in samples if s.split != "train"),
-        },
+        "caffe": block,
     }
-
-
-def dataset_json_file(dataset: str | Path) -> Path:
-    """The ``dataset.json`` of a raw dataset given as its folder or as the file itself."""
-    path = Path(dataset)
-    return path / "dataset.json" if path.is_dir() else path
-
-
-def recorded_pixel_sizes(dataset: str | Path) -> dict[str, float]:
-    """The pixel size (metres) of each case as export recorded it in a raw dataset's ``dataset.json``.
-
-    ``dataset`` is the dataset folder or its ``dataset.json``; a file that is
-    missing, unreadable or holds no ``caffe.pixel_size_m`` record raises
-    :class:`InputError` naming it.
-    """
-    path = dataset_json_file(dataset)
-    try:
-        sizes = json.loads(path.read_text())["caffe"]["pixel_size_m"]
-        return {str(stem): float(size) for stem, size in sizes.items()}
-    except FileNotFoundError as err:
-        raise InputError(path, "file not found: not an exported raw dataset") from err
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
-        raise InputError(path, f"no pixel sizes recorded by nnunet_glacier's export ({err!r})") from err
 
 
 def export_dataset(data_root: str | Path, experiment: Experiment, raw_root: str | Path, *,
@@ -118,8 +111,10 @@ def export_dataset(data_root: str | Path, experiment: Experiment, raw_root: str 
     _check_dataset_id_free(raw_root, experiment)
     remove_stale_temporaries(raw_root)
     folder = dataset_folder(raw_root, experiment)
+    contexts = temporal.contexts_by_split(samples, experiment.temporal)
+    images = {s.stem: s.image for s in samples}
     with atomic_folder(folder) as new:
-        jobs = [(s, experiment, new) for s in samples]
+        jobs = [(s, experiment, new, tuple(images[stem] for stem in contexts[s.stem].channels)) for s in samples]
         workers = num_workers if num_workers is not None else min(len(jobs), os.cpu_count() or 1)
         description = f"export {experiment.dataset}"
         if workers <= 1:

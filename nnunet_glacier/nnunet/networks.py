@@ -46,10 +46,11 @@ LOG_PROBABILITY_FLOOR = -100.0
 
 def joint_log_probabilities(task_logits: torch.Tensor, task_classes: Sequence[int]) -> torch.Tensor:
     """Per-task logits ``(B, sum(n_k), ...)`` -> joint log-probabilities ``(B, prod(n_k), ...)``."""
-    joint = None
+    joint: torch.Tensor | None = None
     for part in torch.split(task_logits, list(task_classes), dim=1):
         log_p = torch.log_softmax(part.float(), dim=1).clamp_min(LOG_PROBABILITY_FLOOR)
         joint = log_p if joint is None else (joint.unsqueeze(1) + log_p.unsqueeze(2)).flatten(1, 2)
+    assert joint is not None, "no tasks"  # every label layout has at least one task
     return joint
 
 

@@ -13,6 +13,12 @@ the profile (``2d_paper``, ``2d_tiny``), which inherits everything from ``2d``
   (``get_pool_and_conv_props``), with features ``min(base * 2**i, max)``;
 - ``caffe_training``: the experiment's training schedule, read by our trainers.
 
+Input channels need no edit: nnU-Net's fingerprint, planner and
+preprocessing read them from ``dataset.json``'s ``channel_names`` (a temporal
+experiment's context acquisitions, :mod:`nnunet_glacier.data.temporal`) and
+z-score each channel on its own; a temporal experiment shares its plan
+group's patch and batch size with the experiments of the scene alone.
+
 The result stays an ordinary, inspectable nnU-Net plans file:
 ``nnUNetv2_train ID 2d_paper FOLD -tr nnUNetTrainerMTLLate`` uses it.
 """

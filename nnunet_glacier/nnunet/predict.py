@@ -25,23 +25,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from nnunet_glacier.data.caffe import read_grey
+from nnunet_glacier.data import temporal
+from nnunet_glacier.data.caffe import SceneName, read_grey
 from nnunet_glacier.data.tasks import TASKS, Task
 from nnunet_glacier.errors import InputError, ModelError, problem_of
 from nnunet_glacier.nnunet.folds import FOLD_ALL, Fold, fold_member
 from nnunet_glacier.nnunet.networks import task_probabilities
+from nnunet_glacier.nnunet.prediction_types import RunReport, ScenePrediction
 from nnunet_glacier.nnunet.training import resolve_device
 from nnunet_glacier.nnunet.uncertainty import fold_disagreement, normalised_entropy
 from nnunet_glacier.nnunet.window import CHUNK_ROWS, map_large_allocations, stream_bands
 from nnunet_glacier.nnunet.workspace import add_trainer_path
-from nnunet_glacier.utilities.atomic import atomic_path, write_png
+from nnunet_glacier.utilities.atomic import atomic_path, write_json, write_png
 
 NNUNET_SPACING = [999.0, 1.0, 1.0]  # what nnU-Net's 2-D PNG reader reports
 #: Sliding-window step (fraction of the patch) of the ``--fast`` preset, which also turns mirroring off.
@@ -49,41 +50,6 @@ FAST_STEP_SIZE = 0.75
 #: Key of a plans configuration whose models average class probabilities over mirrored copies and tiles, as
 #: nnU-Net v1 did (set by ``model import-v1``; see :mod:`~nnunet_glacier.nnunet.window`), not logits as v2 does.
 AVERAGE_PROBABILITIES = "average_probabilities"
-
-
-@dataclass(frozen=True)
-class ScenePrediction:
-    """One scene's prediction in the input's pixel grid, per task (``{task name: array}``).
-
-    ``class_maps``: ``uint8`` class indices ``(rows, cols)``, the argmax of
-    the (ensemble's) class probabilities; ``probabilities``: ``float16``
-    ``(n_classes, rows, cols)``, only when asked for; ``disagreement``:
-    ``float16`` per pixel, the folds' mean total-variation distance from the
-    ensemble (:func:`~nnunet_glacier.nnunet.uncertainty.fold_disagreement`: 0 all
-    folds agree .. ``1 - 1/n_folds``), only for measured tasks of an
-    ensemble of two or more folds; ``uncertainty``: ``float32`` per pixel,
-    the normalised entropy of the ensemble's probabilities (0 certain .. 1
-    all classes equally likely), only for measured tasks; ``members``: each
-    fold's prediction (class maps, and probabilities when asked for), only
-    when asked for. Pixels outside nnU-Net's non-zero crop are class 0 with
-    probability 1.
-    """
-
-    class_maps: dict[str, np.ndarray]
-    probabilities: dict[str, np.ndarray] = field(default_factory=dict)
-    disagreement: dict[str, np.ndarray] = field(default_factory=dict)
-    uncertainty: dict[str, np.ndarray] = field(default_factory=dict)
-    members: list[ScenePrediction] = field(default_factory=list)
-
-    @classmethod
-    def from_probabilities(cls, probabilities: dict[str, np.ndarray]) -> ScenePrediction:
-        """A prediction from per-task class probabilities ``(n_classes, rows, cols)``: their argmax, and them."""
-        return cls({task: p.argmax(axis=0).astype(np.uint8) for task, p in probabilities.items()},
-                   {task: np.asarray(p, dtype=np.float16) for task, p in probabilities.items()})
-
-    def png(self, task: str) -> np.ndarray:
-        """The task's class map in CaFFe pixel values."""
-        return TASKS[task].to_png(self.class_maps[task])
 
 
 def mean_prediction(predictions: list[ScenePrediction]) -> ScenePrediction:
@@ -199,7 +165,9 @@ class GlacierPredictor:
     the folds (:func:`~nnunet_glacier.nnunet.window.map_large_allocations`,
     process-wide from the first prediction on).
     ``nnunet`` is the wrapped ``nnUNetPredictor`` (network, folds'
-    parameters, plans).
+    parameters, plans); ``temporal`` the context acquisitions the model
+    takes as further input channels, as its export recorded them
+    (:mod:`nnunet_glacier.data.temporal`; none: the scene alone).
     """
 
     def __init__(self, model_dir: str | Path, folds: Sequence[Fold] | None = None, *, device: str = "auto",
@@ -226,6 +194,11 @@ class GlacierPredictor:
         self.nnunet = nnUNetPredictor(tile_step_size=step_size, use_mirroring=mirroring,
                                       device=resolve_device(device), allow_tqdm=False)
         self.nnunet.initialize_from_trained_model_folder(str(self.model_dir), tuple(self.folds), checkpoint)
+        self.temporal = temporal.recorded_settings(self.nnunet.dataset_json)
+        n_channels = len(self.nnunet.dataset_json["channel_names"])
+        if n_channels != self.temporal.n_channels:
+            raise ModelError(self.model_dir / "dataset.json", f"{n_channels} input channels, but the temporal "
+                                                              f"context recorded makes {self.temporal.n_channels}")
 
     def made_from(self) -> dict:
         """What this predictor's outputs are made from: the model folder, folds, the stamps of their
@@ -239,23 +212,31 @@ class GlacierPredictor:
 
     def predict(self, image: np.ndarray, *, members: bool = False, probabilities: bool = False,
                 measure: Sequence[str] = ()) -> ScenePrediction:
-        """Predict one 2-D grey image (any numeric dtype): the folds' ensemble (see :class:`ScenePrediction`).
+        """Predict one scene (any numeric dtype): the folds' ensemble (see :class:`ScenePrediction`).
 
+        ``image``: the 2-D grey image ``(rows, cols)``, or its input channels
+        ``(channels, rows, cols)`` — for a model with temporal context the
+        scene and then its context images on the scene's grid, in the order of
+        :attr:`temporal` (:func:`~nnunet_glacier.data.temporal.stack_channels`).
         ``members``: also each fold's prediction; ``probabilities``: keep
         ``float16`` class probabilities; ``measure``: tasks to make
         disagreement and uncertainty maps for.
         """
-        if image.ndim != 2:
-            raise ValueError(f"expected a 2-D grey image, got shape {image.shape}")
+        channels = image[None] if image.ndim == 2 else image
+        if channels.ndim != 3 or len(channels) != self.temporal.n_channels:
+            expected = ("a 2-D grey image" if not self.temporal.enabled else
+                        f"{self.temporal.n_channels} input channels (channels, rows, cols): the scene, then its "
+                        f"{self.temporal.previous} previous and {self.temporal.next} next acquisitions")
+            raise ValueError(f"expected {expected}, got shape {image.shape}")
         unknown = set(measure) - {task.name for task in self.tasks}
         if unknown:
             raise ValueError(f"cannot measure tasks {sorted(unknown)}: the model predicts "
                              f"{[task.name for task in self.tasks]}")
         if self.low_memory:
             map_large_allocations()
-        data, (crop_rows, crop_cols) = self._preprocess(image)
-        assembler = _SceneAssembler(image.shape, crop_cols, self.tasks, len(self.folds), members=members,
-                                    probabilities=probabilities, measure=measure)
+        data, (crop_rows, crop_cols) = self._preprocess(channels)
+        assembler = _SceneAssembler((channels.shape[1], channels.shape[2]), crop_cols, self.tasks, len(self.folds),
+                                    members=members, probabilities=probabilities, measure=measure)
         padded, (valid_rows, valid_cols) = _pad_to_patch(data, self.nnunet.configuration_manager.patch_size)
         task_classes = [task.n_classes for task in self.tasks]
 
@@ -277,12 +258,13 @@ class GlacierPredictor:
             assembler.end_band()
         return assembler.result()
 
-    def _preprocess(self, image: np.ndarray) -> tuple[torch.Tensor, tuple[slice, slice]]:
-        """nnU-Net's preprocessing of a 2-D image: the data ``(1, rows, cols)`` of the non-zero crop, and the
-        crop's rows and columns in the image."""
+    def _preprocess(self, channels: np.ndarray) -> tuple[torch.Tensor, tuple[slice, slice]]:
+        """nnU-Net's preprocessing of a scene's input channels ``(channels, rows, cols)``: the data
+        ``(channels, rows, cols)`` of the non-zero crop (pixels non-zero in any channel), and the crop's rows and
+        columns in the scene."""
         nn = self.nnunet
         preprocessor = nn.configuration_manager.preprocessor_class(verbose=False)
-        data, _, properties = preprocessor.run_case_npy(image[None, None], None, {"spacing": NNUNET_SPACING},
+        data, _, properties = preprocessor.run_case_npy(channels[:, None], None, {"spacing": NNUNET_SPACING},
                                                         nn.plans_manager, nn.configuration_manager, nn.dataset_json)
         (_, _), (row0, row1), (col0, col1) = properties["bbox_used_for_cropping"]
         if tuple(data.shape[2:]) != (row1 - row0, col1 - col0):
@@ -354,16 +336,33 @@ def write_prediction(prediction: ScenePrediction, out_dir: Path, stem: str, save
     if save_probabilities:
         with atomic_path(out_dir / f"{stem}_probabilities.npz") as tmp:
             with open(tmp, "wb") as handle:
-                np.savez_compressed(handle, **prediction.probabilities)
+                # mypy checks the unpacked arrays against the stub's allow_pickle: bool keyword, too
+                np.savez_compressed(handle, **prediction.probabilities)  # type: ignore[arg-type]
 
 
-@dataclass
-class RunReport:
-    """What a run over scenes did: stems written, stems skipped (already done), failures (file, problem)."""
+#: The file beside a temporal model's predictions that names each scene's context acquisitions, as export
+#: records them (:func:`~nnunet_glacier.data.temporal.export_record`).
+CONTEXT_RECORD = "temporal_context.json"
 
-    written: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+def scene_stem(image: Path) -> str:
+    """The scene stem of an image file: its stem without nnU-Net's channel suffix ``_0000``."""
+    return image.stem.removesuffix(temporal.channel_suffix(0))
+
+
+def scene_contexts(images: Sequence[Path], settings: temporal.TemporalSettings
+                   ) -> tuple[dict[Path, temporal.SceneContext], list[tuple[Path, str]]]:
+    """Each image's context among ``images`` (:func:`~nnunet_glacier.data.temporal.select_context`), and the
+    images left out because their names are not CaFFe names, as ``(file, problem)``."""
+    names: dict[Path, SceneName] = {}
+    failed: list[tuple[Path, str]] = []
+    for path in images:
+        try:
+            names[path] = SceneName.parse(scene_stem(path), path)
+        except InputError as err:
+            failed.append((path, problem_of(err, path)))
+    chosen = temporal.select_context(names.values(), settings)
+    return {path: chosen[name.stem] for path, name in names.items()}, failed
 
 
 def predict_images(predictor: GlacierPredictor, images: list[Path], out_dir: str | Path, *,
@@ -373,19 +372,34 @@ def predict_images(predictor: GlacierPredictor, images: list[Path], out_dir: str
 
     Scenes whose outputs all exist are skipped (re-runs resume); a scene that
     fails (unreadable file, ...) is recorded in the report and the others go on.
+    For a model with temporal context, each scene's context comes from
+    ``images`` themselves (CaFFe names give glacier and date: pass one split's
+    images, :func:`scene_contexts`); which acquisitions feed each scene is
+    written to ``out_dir/``:data:`CONTEXT_RECORD`.
     """
     out_dir = Path(out_dir)
     fold_dirs = [out_dir / fold_member(k) for k in predictor.folds] if per_fold else []
     report = RunReport()
+    contexts: dict[Path, temporal.SceneContext] = {}
+    if predictor.temporal.enabled:
+        contexts, report.failed = scene_contexts(images, predictor.temporal)
+        write_json(out_dir / CONTEXT_RECORD,
+                   temporal.export_record(predictor.temporal, {c.stem: c for c in contexts.values()}))
+    files = {context.stem: path for path, context in contexts.items()}
     for image_path in tqdm(images, desc=f"predict {predictor.model_dir.name}", disable=not progress):
-        stem = image_path.stem.removesuffix("_0000")
+        if predictor.temporal.enabled and image_path not in contexts:
+            continue  # its name is not CaFFe's: in the report's failures
+        stem = scene_stem(image_path)
         expected = [p for d in [out_dir, *fold_dirs] for p in output_paths(d, stem, predictor.tasks,
                                                                             save_probabilities)]
         if all(p.is_file() for p in expected):
             report.skipped.append(stem)
             continue
         try:
-            prediction = predictor.predict(read_grey(image_path), members=per_fold, probabilities=save_probabilities)
+            image = read_grey(image_path)
+            if image_path in contexts:
+                image = temporal.stack_channels(image, [files[stem] for stem in contexts[image_path].channels])
+            prediction = predictor.predict(image, members=per_fold, probabilities=save_probabilities)
         except (InputError, ValueError) as err:
             report.failed.append((image_path, problem_of(err, image_path)))
             continue

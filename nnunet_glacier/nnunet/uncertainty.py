@@ -23,10 +23,10 @@ def normalised_entropy(probabilities: np.ndarray) -> np.ndarray:
     return entropy / np.float32(np.log(len(p)))
 
 
-def fold_disagreement(members: Sequence[np.ndarray]) -> np.ndarray:
+def fold_disagreement(members: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
     """Per pixel, the mean total-variation distance of the members' class probabilities from their mean, ``float32``.
 
-    ``members``: one ``(n_classes, ...)`` array per fold (at least two). 0
+    ``members``: one ``(n_classes, ...)`` array per fold (at least two; or them stacked). 0
     where every fold gives the same probabilities; at most ``1 - 1/n_folds``
     (each fold certain of a different class).
     """

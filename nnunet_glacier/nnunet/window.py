@@ -188,7 +188,7 @@ def stream_bands(nnunet, data: torch.Tensor, *, progress: bool = False,
             for col in cols:
                 weight[:, col:col + patch[1]] += gaussian_cpu
             bottom = rows[index + 1] if index + 1 < len(rows) else height
-            yield Band(top, bottom, lambda top=top, bottom=bottom: band_logits(top, bottom))
+            yield Band(top, bottom, functools.partial(band_logits, top, bottom))
             _move_up(weight, bottom - top)
 
 

@@ -31,17 +31,19 @@ import numpy as np
 from nnunet_glacier.data import caffe
 from nnunet_glacier.data.experiments import Experiment, profile_description, profile_name
 from nnunet_glacier.data.synthetic import MARKER, is_synthetic
+from nnunet_glacier.data.tasks import ZONE_CLASSES
 from nnunet_glacier.errors import InputError
 from nnunet_glacier.evaluation import plots
 from nnunet_glacier.evaluation.compare import against_baseline, compare_runs, comparison_markdown
 from nnunet_glacier.evaluation.evaluate import BREAKDOWNS
 from nnunet_glacier.evaluation.figure_options import GROUP_COLUMNS
 from nnunet_glacier.evaluation.paper import CAFFE_BASELINES_M, HERRMANN_2023_MDE_M
+from nnunet_glacier.evaluation.per_image import PER_IMAGE_CSV, read_per_image
 from nnunet_glacier.nnunet.folds import Fold, fold_member
 from nnunet_glacier.pipeline.layout import ENSEMBLE, RunLayout
 from nnunet_glacier.postprocessing.postprocess import choose_route
 from nnunet_glacier.utilities.atomic import write_json, write_text
-from nnunet_glacier.utilities.csv_tables import read_csv
+from nnunet_glacier.utilities.csv_tables import NO_NUMBER, number_cell
 
 OVERLAYS_PER_EXPERIMENT = 4
 
@@ -74,18 +76,15 @@ def collect(layout: RunLayout, experiments: Sequence[Experiment],
     return collected
 
 
-def _number(value: float | None, digits: int) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
-
-
 def _over_folds(values: list[float | None], digits: int) -> str:
     """Mean ± sample std of the folds' defined values, and over how many folds (``541.0 ± 84.0 (5 folds)``)."""
     defined = [v for v in values if v is not None]
     if not defined:
-        return "–"
+        return NO_NUMBER
     if len(defined) == 1:
-        return f"{_number(defined[0], digits)} (1 fold)"
-    return f"{np.mean(defined):.{digits}f} ± {np.std(defined, ddof=1):.{digits}f} ({len(defined)} folds)"
+        return f"{number_cell(defined[0], digits)} (1 fold)"
+    return (f"{number_cell(float(np.mean(defined)), digits)} ± {number_cell(float(np.std(defined, ddof=1)), digits)}"
+            f" ({len(defined)} folds)")
 
 
 def front_table(collected: dict[str, Any]) -> list[str]:
@@ -96,8 +95,8 @@ def front_table(collected: dict[str, Any]) -> list[str]:
         for route, result in experiment["routes"].items():
             ensemble = result["ensemble"]
             lines.append(f"| {name} | {route} | {_over_folds([f['mde_pooled_m'] for f in result['folds']], 1)} "
-                         f"| {_number(ensemble['mde_pooled_m'], 1)} | {_number(ensemble['mde_mean_m'], 1)} "
-                         f"| {_number(ensemble['mde_median_m'], 1)} "
+                         f"| {number_cell(ensemble['mde_pooled_m'], 1)} | {number_cell(ensemble['mde_mean_m'], 1)} "
+                         f"| {number_cell(ensemble['mde_median_m'], 1)} "
                          f"| {ensemble['no_front']} of {ensemble['n_images']} |")
     return lines
 
@@ -110,9 +109,9 @@ def zone_table(collected: dict[str, Any]) -> list[str]:
             ensemble = result["ensemble"]
             if "iou_macro" not in ensemble:
                 continue
-            cells = [_number(ensemble.get(key), 3) for key in ("iou_macro", "iou_na", "iou_rock", "iou_glacier",
-                                                               "iou_ocean", "precision_macro", "recall_macro",
-                                                               "f1_macro")]
+            keys = ("iou_macro", *(f"iou_{zone}" for zone in ZONE_CLASSES), "precision_macro", "recall_macro",
+                    "f1_macro")
+            cells = [number_cell(ensemble.get(key), 3) for key in keys]
             lines.append(f"| {name} | {route} | {_over_folds([f.get('iou_macro') for f in result['folds']], 3)} | "
                          + " | ".join(cells) + " |")
     return lines
@@ -132,7 +131,8 @@ def breakdown_tables(collected: dict[str, Any]) -> list[str]:
             cells = []
             for name, route in columns:
                 entry = collected[name]["routes"][route]["breakdowns"][breakdown].get(group)
-                cells.append("–" if entry is None else f"{_number(entry['mde_pooled_m'], 0)} ({entry['n_images']})")
+                cells.append(NO_NUMBER if entry is None
+                             else f"{number_cell(entry['mde_pooled_m'], 0)} ({entry['n_images']})")
             lines.append(f"| {group} | " + " | ".join(cells) + " |")
     return lines
 
@@ -154,7 +154,7 @@ def figures(layout: RunLayout, collected: dict[str, Any], data: Path, out: Path,
     """
     of_data = " (synthetic scenes)" if synthetic else ""
     lines = []
-    csvs = {name: layout.evaluation(name, ENSEMBLE) / "per_image.csv" for name in collected}
+    csvs = {name: layout.evaluation(name, ENSEMBLE) / PER_IMAGE_CSV for name in collected}
     for by in GROUP_COLUMNS:
         try:
             series = plots.mde_series(csvs, by)
@@ -186,11 +186,15 @@ def paper_section(synthetic: bool) -> list[str]:
 
 
 def per_image_mde(csv_path: Path) -> dict[str, dict[str, float]]:
-    """``{route: {stem: MDE in m}}`` of an evaluation's per_image.csv (scenes without a front left out)."""
+    """``{route: {stem: MDE in m}}`` of an evaluation's per_image.csv (scenes without a front left out).
+
+    Raises :class:`InputError` naming the file as
+    :func:`~nnunet_glacier.evaluation.per_image.read_per_image` does.
+    """
     per_route: dict[str, dict[str, float]] = {}
-    for row in read_csv(csv_path, ("stem", "route", "mde_m")):
-        if row["mde_m"]:
-            per_route.setdefault(row["route"], {})[row["stem"]] = float(row["mde_m"])
+    for row in read_per_image(csv_path):
+        if row.mde_m is not None:
+            per_route.setdefault(row.route, {})[row.stem] = row.mde_m
     return per_route
 
 
@@ -208,7 +212,7 @@ def baseline_section(layout: RunLayout, experiments: Sequence[Experiment], colle
     key = f"{baseline.name}:{choose_route(baseline.tasks)}"
     per_image, pooled = {}, {}
     for name, experiment in collected.items():
-        mdes = per_image_mde(layout.evaluation(name, ENSEMBLE) / "per_image.csv")
+        mdes = per_image_mde(layout.evaluation(name, ENSEMBLE) / PER_IMAGE_CSV)
         for route, result in experiment["routes"].items():
             per_image[f"{name}:{route}"] = mdes.get(route, {})
             pooled[f"{name}:{route}"] = result["ensemble"]["mde_pooled_m"]
@@ -220,9 +224,8 @@ def baseline_section(layout: RunLayout, experiments: Sequence[Experiment], colle
              "| result | pooled MDE (m) | ratio to stock | p |", "|---|---:|---:|---:|"]
     for name, entry in comparison.items():
         test = entry["test"]
-        p = "–" if not test or test["p"] is None else f"{test['p']:.3g} ({test['a_lower']}/{test['n']})"
-        ratio = "–" if entry["ratio"] is None else f"{entry['ratio']:.2f}"
-        lines.append(f"| {name} | {_number(pooled[name], 1)} | {ratio} | {p} |")
+        p = NO_NUMBER if not test or test["p"] is None else f"{test['p']:.3g} ({test['a_lower']}/{test['n']})"
+        lines.append(f"| {name} | {number_cell(pooled[name], 1)} | {number_cell(entry['ratio'], 2)} | {p} |")
     series = {name: {"test": [v for v in values.values() if v > 0]} for name, values in per_image.items()}
     if any(s["test"] for s in series.values()):
         plots.plot_mde_boxplot(series, out / "mde_by_experiment", by="experiment", baselines={})

@@ -22,12 +22,13 @@ run gives:
 step       made from                                                           record
 =========  ==================================================================  ===========================
 export     train images and labels, test images; ``dataset.json`` as exported  per dataset
-           (label settings, pixel sizes, source)
+           (label settings, pixel sizes, source, temporal context)
 plan       the raw ``imagesTr``/``labelsTr`` and ``dataset.json`` without its   per dataset
            ``caffe`` block (what nnU-Net reads: pixel sizes are not in it)
 train      the plan record's content, the plans (``2d`` and ours), trainer,    per experiment and fold
            fold, seed, epochs and iterations run
 predict    the checkpoints' stamps, sliding-window settings, test images      per experiment
+           (and the acquisitions of each scene's temporal context)
 evaluate   the member's prediction PNGs, the test images, labels, bounding     per experiment and member
            boxes, the raw ``dataset.json`` (pixel sizes), post-processing
 report     every evaluation's ``summary.json`` and ``per_image.csv``, the      once
@@ -36,7 +37,9 @@ report     every evaluation's ``summary.json`` and ``per_image.csv``, the      o
 
 So a new pixel size re-exports (``dataset.json`` records it) and
 re-evaluates, but neither re-plans nor retrains: the images and labels
-nnU-Net reads are unchanged. A fold trained again by hand gets new
+nnU-Net reads are unchanged. A temporal context that changes (its setting,
+an acquisition added) re-exports, and so re-plans and retrains: the channel
+files nnU-Net reads change. A fold trained again by hand gets new
 checkpoints and so new predictions and evaluations.
 
 Export, plan, evaluate and report write their record last, once their
@@ -62,7 +65,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nnunet_glacier.data import caffe
+from nnunet_glacier.data import caffe, temporal
 from nnunet_glacier.data.experiments import Experiment
 from nnunet_glacier.errors import InputError
 from nnunet_glacier.nnunet.folds import Fold, fold_member
@@ -116,7 +119,7 @@ def _write_record(path: Path, record: Mapping[str, Any]) -> None:
 
 
 def _redo_unless_current(record: Path, settings: Mapping[str, Any], inputs: Sequence[Path], what: str,
-                         work: Callable[[], None], complete: Callable[[], bool]) -> None:
+                         work: Callable[[], object], complete: Callable[[], bool]) -> None:
     """Do ``work`` unless ``record`` is current and ``complete()`` holds; then write the record (last).
 
     The inputs are stamped before the work starts. Call under the record's lock.
@@ -135,8 +138,14 @@ def _files(samples: Iterable[caffe.Sample], kinds: Sequence[str]) -> list[Path]:
     return [path for sample in samples for path in (getattr(sample, kind) for kind in kinds) if path is not None]
 
 
+def _data(run: Reproduction) -> Path:
+    """``run.data``, which every step reads (only run_demo starts without it, and sets it before the steps)."""
+    assert run.data is not None, "Reproduction.data is unset"
+    return run.data
+
+
 def _test_samples(run: Reproduction) -> list[caffe.Sample]:
-    return caffe.discover(run.data, (TEST_SPLIT,))
+    return caffe.discover(_data(run), (TEST_SPLIT,))
 
 
 # --- the steps -------------------------------------------------------------------------------------------------
@@ -149,8 +158,9 @@ def export_step(run: Reproduction, experiment: Experiment) -> None:
         export_dataset,
     )
 
-    samples = caffe.discover(run.data, pixel_size=run.pixel_size)
-    settings = {"dataset_json": dataset_json(experiment, samples, Path(run.data).resolve())}
+    data = _data(run)
+    samples = caffe.discover(data, pixel_size=run.pixel_size)
+    settings = {"dataset_json": dataset_json(experiment, samples, Path(data).resolve())}
     inputs = [*_files((s for s in samples if s.split == "train"), ("image", "zones", "front")),
               *_files((s for s in samples if s.split != "train"), ("image",))]
     record = run.layout.record("export", experiment.dataset)
@@ -158,7 +168,7 @@ def export_step(run: Reproduction, experiment: Experiment) -> None:
     with exclusive(record):
         _redo_unless_current(
             record, settings, inputs, f"export {experiment.dataset}",
-            lambda: export_dataset(run.data, experiment, run.workspace.raw, pixel_size=run.pixel_size,
+            lambda: export_dataset(data, experiment, run.workspace.raw, pixel_size=run.pixel_size,
                                    num_workers=run.processes, progress=run.progress),
             lambda: (folder / "dataset.json").is_file())
 
@@ -231,10 +241,14 @@ def predict_step(run: Reproduction, experiment: Experiment) -> None:
     from nnunet_glacier.nnunet.training import model_folder
 
     folds = run.folds_of(experiment)
-    images = _files(_test_samples(run), ("image",))
+    samples = _test_samples(run)
+    images = _files(samples, ("image",))
     predictor = GlacierPredictor(model_folder(run.workspace, experiment), folds, device=run.device,
                                  mirroring=run.mirroring)
     settings = {"predictor": predictor.made_from()}
+    if predictor.temporal.enabled:  # each scene's context, from the test images as in the export
+        settings["temporal"] = temporal.export_record(predictor.temporal,
+                                                      temporal.contexts_by_split(samples, predictor.temporal))
     out = run.layout.predictions(experiment.name)
     record = run.layout.record("predict", experiment.name)
     with exclusive(record):
@@ -278,7 +292,7 @@ def _evaluate_member(run: Reproduction, experiment: Experiment, member: str, pos
     def evaluate_into_new_folder() -> None:
         remove_stale_temporaries(out.parent)
         with atomic_folder(out) as new:
-            evaluate_predictions(predictions, run.data, split=TEST_SPLIT, out=new, pixel_size=run.pixel_size,
+            evaluate_predictions(predictions, _data(run), split=TEST_SPLIT, out=new, pixel_size=run.pixel_size,
                                  dataset=run.workspace.raw / experiment.dataset, settings=postprocessing,
                                  workers=run.processes, progress=run.progress)
 
@@ -297,7 +311,7 @@ def report_step(run: Reproduction) -> Path:
     evaluations = [path for e in run.experiments for member in members(folds[e.name])
                    for path in (layout.evaluation(e.name, member) / name for name in ("summary.json", "per_image.csv"))
                    if path.is_file()]
-    data_files = _files(caffe.discover(run.data), ("image", "zones", "front", "bbox"))
+    data_files = _files(caffe.discover(_data(run)), ("image", "zones", "front", "bbox"))
     settings = {"experiments": [e.name for e in run.experiments], "profile": run.experiments[0].profile,
                 "folds": {name: [str(k) for k in f] for name, f in folds.items()}, "data": str(run.data),
                 "work": str(layout.work)}
@@ -307,7 +321,7 @@ def report_step(run: Reproduction) -> Path:
     def report_into_new_folder() -> None:
         remove_stale_temporaries(layout.report_dir.parent)
         with atomic_folder(layout.report_dir) as new:
-            write_report(layout, run.experiments, folds, run.data, out=new)
+            write_report(layout, run.experiments, folds, _data(run), out=new)
 
     with exclusive(record):
         _redo_unless_current(record, settings, [*evaluations, *data_files], "report", report_into_new_folder,

@@ -20,7 +20,10 @@ merge job, chained by ``submit_detect.sh``:
    ``nnunet-glacier detect --shard K/N`` over the frozen scene list
    ``scenes.txt`` (:func:`shard`: every N-th scene from the K-th), writing
    into the one output folder; each scene's record makes a resubmitted shard
-   skip its finished scenes, and a lock per scene keeps shards apart;
+   skip its finished scenes, and a lock per scene keeps shards apart; the
+   context files of a model with temporal context (``detect --context``) are
+   frozen too, into ``context.txt``, and every shard takes its scenes' context
+   among all scenes of the list and these;
 2. ``detect_merge.sbatch`` — after every shard has ended (``afterany``: the
    scenes of a failed shard are simply missing), ``detect --merge-only``
    rebuilds ``quality.csv`` and ``fronts.gpkg`` from every scene record.
@@ -148,13 +151,15 @@ def write_scene_list(path: Path, scenes: Sequence[Path]) -> Path:
 
 def write_detect_jobs(scenes: Sequence[Path], model: str, out: Path, jobs_dir: Path, shards: int,
                       detect_options: Sequence[str] = (), settings: ClusterSettings = ClusterSettings(),
-                      hours: int = 12) -> list[Path]:
+                      hours: int = 12, context: Sequence[Path] = ()) -> list[Path]:
     """Write the jobs that detect ``scenes`` with ``model`` into ``out`` on ``shards`` nodes (module doc).
 
     ``detect_options`` are further ``nnunet-glacier detect`` arguments given to
     every shard (e.g. ``--pixel-size 20``). The scene list is frozen into
-    ``jobs_dir/scenes.txt`` so shards stay the same when the archive grows.
-    Returns the files written.
+    ``jobs_dir/scenes.txt`` so shards stay the same when the archive grows;
+    ``context`` (``detect --context``'s files), when given, into
+    ``jobs_dir/context.txt``, which every shard gets as ``--context``.
+    Returns the files written (``context.txt`` second, when written).
     """
     if shards < 1:
         raise ValueError(f"shards must be >= 1, got {shards}")
@@ -162,9 +167,11 @@ def write_detect_jobs(scenes: Sequence[Path], model: str, out: Path, jobs_dir: P
     shards = min(shards, max(1, len(scenes)))
     log_dir = out / "slurm_logs"
     scene_list = write_scene_list(jobs_dir / "scenes.txt", scenes)
+    context_list = [write_scene_list(jobs_dir / "context.txt", context)] if context else []
     options = " ".join(shlex.quote(option) for option in detect_options)
     detect = (f"nnunet-glacier detect -m {shlex.quote(model)} -i {shlex.quote(str(scene_list))} "
-              f"-o {shlex.quote(str(out))}")
+              f"-o {shlex.quote(str(out))}"
+              + "".join(f" --context {shlex.quote(str(path))}" for path in context_list))
     shard_job = jobs_dir / "detect_shards.sbatch"
     write_text(shard_job, _header("detect_shards", hours, settings, log_dir, gpus=settings.gpus_per_fold,
                                   array=f"0-{shards - 1}")
@@ -180,4 +187,4 @@ def write_detect_jobs(scenes: Sequence[Path], model: str, out: Path, jobs_dir: P
         "sbatch --dependency=afterany:$shards detect_merge.sbatch",
         f'echo "submitted {len(scenes)} scenes in {shards} shards; logs in {log_dir}"']) + "\n")
     submit.chmod(0o755)
-    return [scene_list, shard_job, merge_job, submit]
+    return [scene_list, *context_list, shard_job, merge_job, submit]

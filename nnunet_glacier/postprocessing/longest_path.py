@@ -228,7 +228,7 @@ class PixelSet:
         directions = (N, E, S, W) if four else tuple(range(8))
         position = np.full(len(members), -1, dtype=np.int64)
         position[index] = np.arange(len(index))
-        neighbours = self.table[np.ix_(index, directions)]
+        neighbours = self.table[np.ix_(index, np.asarray(directions))]
         linked = (neighbours >= 0) & members[np.maximum(neighbours, 0)]
         sources = np.repeat(np.arange(len(index)), len(directions)).reshape(linked.shape)[linked]
         graph = csr_matrix((np.ones(len(sources), dtype=np.int8), (sources, position[neighbours[linked]])),
@@ -366,7 +366,8 @@ def _resolve_corners(pixels: PixelSet, piece: np.ndarray, n_pieces: int, frame: 
         # FilFinder's order: a set filled from the raster-order list (not from a dict: CPython sizes a set made from
         # a dict at once and one made from a list step by step, so the same pixels can come out in another order)
         for local in list(set(local_pixels).difference(set())):
-            corner = tuple(int(v) for v in pixels.coords[index_of[local]])
+            row, col = pixels.coords[index_of[local]]
+            corner = (int(row), int(col))
             if len(ends & _neighbours(corner, diagonal)) == 1:
                 continue
             if len(joining & _neighbours(corner)) == 1:
@@ -539,7 +540,7 @@ def _graph_parts(table: np.ndarray, labels: np.ndarray, ends: np.ndarray, inters
     nodes = [b[0] for b in end_branches]
     touched = []
     for group in intersections:
-        around = []
+        around: list[tuple] = []
         for pixel in group:
             neighbour_labels = labels[table[pixel][table[pixel] >= 0]]
             around.extend(branch(int(label)) for label in np.unique(neighbour_labels[neighbour_labels > 0]))
@@ -582,7 +583,8 @@ def _longest_path(nodes: list, edges: list) -> list:
         extremes.append((target, source))
         distances.append(distance)
     start, finish = extremes[distances.index(max(distances))]
-    paths, weights = [], []
+    paths: list[list] = []
+    weights: list[float] = []
     for count, path in enumerate(nx.shortest_simple_paths(graph, start, finish)):
         weight = _path_weight(graph, path)
         if path in paths or (paths and weights[-1] > weight) or count > MAX_SIMPLE_PATHS:
@@ -657,7 +659,8 @@ def pieces_longest_paths(coords: np.ndarray, piece: np.ndarray, frame: np.ndarra
     lengths = _lengths(pixels, branch_ids, int(offsets[-1]))
     intensities = _intensities(branch_ids, int(offsets[-1]), samples)
     branch_members = _members(branch_ids, int(offsets[-1]))
-    intersections_of = [[] for _ in range(n_pieces + 1)]   # in raster order of their first pixels, as numbered
+    # in raster order of their first pixels, as numbered
+    intersections_of: list[list[np.ndarray]] = [[] for _ in range(n_pieces + 1)]
     for members in _members(joint_labels, n_joints):
         intersections_of[piece[members[0]]].append(members)
     on_path = np.zeros(len(pixels), dtype=bool)
@@ -692,16 +695,16 @@ def intensity_samples(shape: tuple[int, int], skeleton: np.ndarray, top_left: np
     touching the top (left) edge of the image reads the image one row
     (column) up (left) of its pixels.
     """
-    shape = np.asarray(shape)
+    size = np.asarray(shape)
     pad_before = (top_left == 0).astype(np.int64)
-    padded_shape = shape + pad_before + (bottom_right == shape - 1)
+    padded_shape = size + pad_before + (bottom_right == size - 1)
     frame_shape = bottom_right - top_left + 3
     is_frame = np.all(padded_shape == frame_shape, axis=1)
     first = np.where(is_frame[:, None], 0, top_left - 1)
     padded = frame + first
     image = padded - pad_before
     inside_padded = np.all((padded >= 0) & (padded < padded_shape), axis=1)
-    inside_image = np.all((image >= 0) & (image < shape), axis=1)
+    inside_image = np.all((image >= 0) & (image < size), axis=1)
     values = np.where(inside_padded, 0.0, np.nan)
     values[inside_image] = skeleton[image[inside_image, 0], image[inside_image, 1]]
     return values

@@ -1,7 +1,9 @@
-r"""CSV tables: how every CSV output is written, and how CSV inputs are read.
+r"""CSV tables: how every CSV output is written, and how CSV inputs are read; numbers in text tables.
 
 Written CSV has a header row, ``\n`` line ends, empty cells for missing
-values (``None``, NaN) and floats with 10 significant digits.
+values (``None``, NaN) and floats with 10 significant digits. Text tables
+for people (Markdown reports, console output) show numbers with fixed
+decimals and :data:`NO_NUMBER` for missing ones (:func:`number_cell`).
 """
 from __future__ import annotations
 
@@ -46,5 +48,14 @@ def read_csv(path: Path, required: Sequence[str]) -> list[dict[str, str]]:
         rows = list(reader)
     for line, row in enumerate(rows, start=2):
         if None in row.values():
-            raise InputError(path, f"line {line}: fewer fields than the header's {len(reader.fieldnames)}")
+            raise InputError(path, f"line {line}: fewer fields than the header's {len(reader.fieldnames or [])}")
     return rows
+
+
+#: A text table's cell for a missing number (``None``, NaN).
+NO_NUMBER = "-"
+
+
+def number_cell(value: float | None, digits: int) -> str:
+    """A number for a Markdown or console table: ``digits`` decimals, :data:`NO_NUMBER` for ``None`` and NaN."""
+    return NO_NUMBER if value is None or math.isnan(value) else f"{value:.{digits}f}"

@@ -76,6 +76,7 @@ class MultiTaskLoss(nn.Module):
             output, regression = output[:, :n_logits], output[:, n_logits:]
         loss = sum(w * self.task_loss(o, t) for w, o, t in zip(self.weights, self.split(output), targets))
         if regression is not None:
+            assert self.front_distance is not None  # the regression channel is split off only with this loss
             loss = loss + self.front_distance_weight * self.front_distance(regression, targets[self.front_task])
         return loss
 
