@@ -24,11 +24,15 @@ from nnunet_glacier.utilities.provenance import read_record
 TEMPORAL = "stl_zone_prev2"
 
 
-def name(glacier: str, date: str, sensor: str = "ERS") -> caffe.SceneName:
+def caffe_name(glacier: str, date: str, sensor: str = "ERS") -> caffe.SceneName:
     return caffe.SceneName.parse(f"{glacier}_{date}_{sensor}_20_1_001")
 
 
-def stems(*names: caffe.SceneName) -> tuple[str, ...]:
+def name(glacier: str, date: str, sensor: str = "ERS") -> temporal.Acquisition:
+    return temporal.Acquisition.of(caffe_name(glacier, date, sensor))
+
+
+def stems(*names: temporal.Acquisition | caffe.SceneName) -> tuple[str, ...]:
     return tuple(n.stem for n in names)
 
 
@@ -76,7 +80,7 @@ def test_settings_channels_and_bad_values():
 
 
 def test_real_caffe_context_is_the_nearest_earlier_acquisitions(caffe_256):
-    names = [s.name for s in caffe.discover(caffe_256, ("test",))]
+    names = [temporal.Acquisition.of(s.name) for s in caffe.discover(caffe_256, ("test",))]
     dates = {n.stem: n.date for n in names}
     repeated_at_least_once = False
     for stem, context in temporal.select_context(names, TemporalSettings(previous=2)).items():
@@ -93,8 +97,8 @@ def test_no_leakage_test_context_from_test_images_and_training_context_from_trai
     def sample(scene: caffe.SceneName, split: str) -> caffe.Sample:
         return caffe.Sample(scene, split, Path(f"sar_images/{split}/{scene.stem}.png"), None, None, None, 20.0)
 
-    train = [name("Crane", d) for d in ("2001-01-01", "2003-01-01", "2005-01-01")]
-    test = [name("Crane", d, "TSX") for d in ("2002-01-01", "2004-01-01")]
+    train = [caffe_name("Crane", d) for d in ("2001-01-01", "2003-01-01", "2005-01-01")]
+    test = [caffe_name("Crane", d, "TSX") for d in ("2002-01-01", "2004-01-01")]
     samples = [*(sample(n, "train") for n in train), *(sample(n, "test") for n in test)]
     contexts = temporal.contexts_by_split(samples, TemporalSettings(previous=2, next=1))
     assert contexts[test[1].stem].channels == stems(test[0], test[0], test[1])

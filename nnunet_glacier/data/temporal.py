@@ -15,8 +15,8 @@ pixel sizes, so the scene's pixel grid is the grid of every channel.
 
 Rules of the selection (:func:`select_context`, pure: names in, stems out):
 
-- candidates are the scenes of the same glacier (CaFFe code of the name) in
-  the pool given; dates are those of the CaFFe names
+- candidates are the scenes (:class:`Acquisition`) of the same glacier in
+  the pool given; for CaFFe, glacier and date are those of the names
   (:class:`~nnunet_glacier.data.caffe.SceneName`);
 - *previous* means a strictly earlier date, *next* a strictly later one;
   acquisitions of one date are ordered by stem, so the choice is
@@ -32,6 +32,7 @@ scene's among the test images; labels are never read for a context.
 """
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -76,6 +77,20 @@ class TemporalSettings:
 
 
 @dataclass(frozen=True)
+class Acquisition:
+    """What the selection knows of a scene: its stem, its glacier (a name or code) and its acquisition date."""
+
+    stem: str
+    glacier: str
+    date: dt.date
+
+    @classmethod
+    def of(cls, name: SceneName) -> Acquisition:
+        """The acquisition a CaFFe name describes."""
+        return cls(name.stem, name.glacier, name.date)
+
+
+@dataclass(frozen=True)
 class SceneContext:
     """The acquisitions that feed one scene.
 
@@ -102,12 +117,12 @@ def _filled(found: Sequence[str], count: int, own: str) -> tuple[str, ...]:
     return (*chosen, *[chosen[-1] if chosen else own] * (count - len(chosen)))
 
 
-def select_context(names: Iterable[SceneName], settings: TemporalSettings) -> dict[str, SceneContext]:
+def select_context(names: Iterable[Acquisition], settings: TemporalSettings) -> dict[str, SceneContext]:
     """Each scene's context among ``names`` (the pool: pass one split's scenes), by stem (see the module rules).
 
     Raises ``ValueError`` if a stem occurs twice in the pool.
     """
-    by_glacier: dict[str, list[SceneName]] = defaultdict(list)
+    by_glacier: dict[str, list[Acquisition]] = defaultdict(list)
     seen: set[str] = set()
     for name in names:
         if name.stem in seen:
@@ -129,9 +144,9 @@ def select_context(names: Iterable[SceneName], settings: TemporalSettings) -> di
 def contexts_by_split(samples: Iterable[Sample], settings: TemporalSettings) -> dict[str, SceneContext]:
     """Each sample's context among the images of its own split (training scenes from training images, test
     scenes from test images: no leakage), by stem."""
-    splits: dict[str, list[SceneName]] = defaultdict(list)
+    splits: dict[str, list[Acquisition]] = defaultdict(list)
     for sample in samples:
-        splits[sample.split].append(sample.name)
+        splits[sample.split].append(Acquisition.of(sample.name))
     return {stem: context for names in splits.values() for stem, context in select_context(names, settings).items()}
 
 

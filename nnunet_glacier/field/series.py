@@ -191,7 +191,7 @@ def scene_contexts(scenes: Sequence[Path], context: Sequence[Path], settings: te
     ``--glacier`` name of scenes whose file name does not say it.
     Undated scenes and context files are warned about.
     """
-    names: dict[str, SceneName] = {}
+    names: dict[str, temporal.Acquisition] = {}
     files: dict[str, Path] = {}
     undated: list[Path] = []
     for path in _pool(scenes, context):
@@ -199,9 +199,7 @@ def scene_contexts(scenes: Sequence[Path], context: Sequence[Path], settings: te
         if date is None:
             undated.append(path)
             continue
-        # select_context orders by stem, glacier and date only: a name that carries just those
-        names[path.stem] = SceneName(path.stem, glacier_key(path, glacier), date, sensor="", resolution_m=0.0,
-                                     quality_factor=0, orbit="")
+        names[path.stem] = temporal.Acquisition(path.stem, glacier_key(path, glacier), date)
         files[path.stem] = path
     chosen = temporal.select_context(names.values(), settings)
     scene_files = {Path(path).resolve() for path in scenes}

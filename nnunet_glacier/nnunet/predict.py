@@ -361,7 +361,7 @@ def scene_contexts(images: Sequence[Path], settings: temporal.TemporalSettings
             names[path] = SceneName.parse(scene_stem(path), path)
         except InputError as err:
             failed.append((path, problem_of(err, path)))
-    chosen = temporal.select_context(names.values(), settings)
+    chosen = temporal.select_context(map(temporal.Acquisition.of, names.values()), settings)
     return {path: chosen[name.stem] for path, name in names.items()}, failed
 
 
