@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 CI_RUN = Path(__file__).resolve().parents[1] / ".ci" / "run"
+README = Path(__file__).resolve().parents[1] / "README.md"
 TEST_COMMAND = ".venv/bin/python -m pytest -q"
 
 
@@ -13,5 +14,7 @@ def test_ci_script_runs_the_test_command():
     assert lines[0] == "#!/usr/bin/env bash"
     assert "set -euo pipefail" in lines
     assert '.venv/bin/pip install -e ".[test]"' in lines
-    assert lines[-2:] == [".venv/bin/ruff check .", TEST_COMMAND]  # the style is checked before the tests
+    # the style, then the types (mypy reads its configuration from pyproject.toml) are checked before the tests
+    assert lines[-3:] == [".venv/bin/ruff check .", ".venv/bin/mypy", TEST_COMMAND]
     assert os.access(CI_RUN, os.X_OK)
+    assert f"```bash\n{TEST_COMMAND}\n```" in README.read_text()  # the README's test command, as it states it

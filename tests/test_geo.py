@@ -455,3 +455,9 @@ def test_macos_metadata_files_in_a_scene_folder_are_skipped_with_a_warning(tmp_p
         (tmp_path / name).write_bytes(b"")
     with pytest.warns(UserWarning, match=r"\._a\.png: macOS metadata"):
         assert list_scenes(tmp_path) == [tmp_path / "a.png"]
+
+
+def test_grid_pixel_size_of_a_crs_without_ellipsoid_is_unknown():
+    """A local engineering grid has no ellipsoid to measure degrees on: the pixel size is unknown, not a crash."""
+    local = CRS.from_wkt('LOCAL_CS["local grid",UNIT["metre",1],AXIS["Easting",EAST],AXIS["Northing",NORTH]]')
+    assert geo.grid_pixel_size(Path("local.tif"), local, from_origin(0, 0, 10, 10), (100, 100)) is None

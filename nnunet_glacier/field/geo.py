@@ -326,13 +326,15 @@ def transform_pixel_size(path: Path, crs: Any, transform: Any) -> float:
 def grid_pixel_size(path: Path, crs: Any, transform: Any, shape: tuple[int, ...]) -> float | None:
     """Metres per pixel of a georeferenced grid: :func:`transform_pixel_size` for a projected CRS; for a
     geographic one (degrees), the geometric mean of the geodesic lengths of the two sides of the pixel at the
-    image's centre, on the CRS's ellipsoid (``None`` when its coordinates are no longitudes and latitudes)."""
+    image's centre, on the CRS's ellipsoid (``None`` for a CRS without one, e.g. a local engineering grid, or
+    when its coordinates are no longitudes and latitudes)."""
     if crs.is_projected:
         return transform_pixel_size(path, crs, transform)
     from pyproj import CRS as ProjCRS
 
     geod = ProjCRS.from_wkt(crs.to_wkt()).get_geod()
-    assert geod is not None, f"{path}: the CRS has no ellipsoid"
+    if geod is None:
+        return None
     row, col = shape[0] // 2, shape[1] // 2
     corner, right, below = apply_affine(transform, np.array([[col, row], [col + 1, row], [col, row + 1]]))
     size = float(np.sqrt(np.prod([geod.inv(*corner, *end)[2] for end in (right, below)])))
