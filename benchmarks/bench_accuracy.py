@@ -71,9 +71,9 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import redirect_stderr, redirect_stdout
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -179,14 +179,18 @@ class Paths:
 
 # --- preparation (main process) --------------------------------------------------------------------------------
 
-def check_budget(paths: Paths, budget: Budget) -> None:
-    """Record the budget in a new work directory; refuse a work directory made with another one."""
+def check_budget(paths: Paths, budget: Budget, ignore: Sequence[str] = ()) -> None:
+    """Record the budget in a new work directory; refuse a work directory made with another one.
+
+    ``ignore``: fields the caller does not depend on (``mirroring`` for a benchmark that only reuses the
+    trained models and predicts with settings of its own).
+    """
     path = paths.work / "budget.json"
     wanted = dataclasses.asdict(budget)
     if path.is_file():
         recorded = json.loads(path.read_text())
-        if recorded != wanted:
-            changed = sorted(k for k in wanted if recorded.get(k) != wanted[k])
+        changed = sorted(k for k in wanted if k not in ignore and recorded.get(k) != wanted[k])
+        if changed:
             raise SystemExit(f"error: {path}: this work directory was made with another budget "
                              f"(differs in {', '.join(changed)}); use another --work")
         return
@@ -195,14 +199,16 @@ def check_budget(paths: Paths, budget: Budget) -> None:
 
 def prepare(paths: Paths, budget: Budget, runs: Sequence[str], processes: int) -> None:
     """Export, plan and preprocess each dataset once (shared by all runs and seeds), then the 2d_bench configuration."""
+    from nnunet_glacier.pipeline.layout import RunLayout
     from nnunet_glacier.pipeline.reproduce import Reproduction, export_step, plan_step
 
     experiments = {}
     for run in runs:
         experiment = run_experiment(run, budget)
         experiments.setdefault(experiment.dataset_id, experiment)
-    reproduction = Reproduction(data=Path(budget.data), work=paths.work, experiments=list(experiments.values()),
-                                pixel_size=budget.pixel_size, processes=processes)
+    reproduction = Reproduction(data=Path(budget.data), layout=RunLayout.in_work_dir(paths.work),
+                                experiments=list(experiments.values()), pixel_size=budget.pixel_size,
+                                processes=processes)
     reproduction.workspace.activate()
     for experiment in experiments.values():
         print(f"prepare {experiment.dataset}", flush=True)
@@ -220,6 +226,23 @@ class Job:
     paths: Paths
     device: str
     threads: int
+    fold: int | str | None = None  # None: the budget's fold
+
+    @property
+    def fold_key(self) -> int | str:
+        return self.budget.fold_key if self.fold is None else self.fold
+
+    @property
+    def name(self) -> str:
+        """The run, and its fold when it is not the budget's (logs, progress lines)."""
+        return self.run if self.fold is None else f"{self.run}_fold_{self.fold}"
+
+    @property
+    def model(self) -> Path:
+        """The results folder the run trains into."""
+        from nnunet_glacier.nnunet.training import model_folder
+
+        return model_folder(self.paths.workspace(self.seed), run_experiment(self.run, self.budget))
 
 
 def cpu_seconds() -> float:
@@ -228,74 +251,114 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+@contextmanager
+def logged(path: Path) -> Iterator[None]:
+    """Send this process's output (nnU-Net's training log, progress) to ``path`` (appended)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle, redirect_stdout(handle), redirect_stderr(handle):
+        yield
+
+
 def run_job(job: Job) -> dict[str, Any]:
     """Train, predict and evaluate one run with one seed (resuming each step); returns its record."""
-    log = job.paths.log(job.seed, job.run)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "a") as handle, redirect_stdout(handle), redirect_stderr(handle):
+    with logged(job.paths.log(job.seed, job.name)):
         return _run_job(job)
 
 
-def _run_job(job: Job) -> dict[str, Any]:
+def train_run(job: Job) -> dict[str, float]:
+    """Train the job's run, seed and fold with the budget's schedule (resumes; a trained fold is skipped).
+
+    Returns the wall and CPU seconds (``train_s``, ``train_cpu_s``).
+    """
+    from nnunet_glacier.nnunet.training import train_fold
+
+    budget = job.budget
+    experiment = run_experiment(job.run, budget)
+    workspace = job.paths.workspace(job.seed).activate()
+    cpu_start, start = cpu_seconds(), time.perf_counter()
+    train_fold(experiment, job.fold_key, workspace, device=job.device, max_epochs=budget.epochs,
+               iterations=budget.iterations, val_iterations=budget.val_iterations, seed=job.seed,
+               threads=job.threads)
+    return {"train_s": time.perf_counter() - start, "train_cpu_s": cpu_seconds() - cpu_start}
+
+
+def split_images(budget: Budget) -> list[Path]:
+    """The test split's image files."""
+    return [s.image for s in caffe.discover(budget.data, (TEST_SPLIT,), pixel_size=budget.pixel_size)]
+
+
+def predict_run(job: Job, out: Path, *, step_size: float = 0.5, mirroring: bool | None = None,
+                save_probabilities: bool = True) -> dict[str, float]:
+    """Predict the test split with the job's trained fold into ``out`` (``mirroring`` default: the budget's).
+
+    Scenes already predicted in ``out`` are skipped. Returns the wall and CPU seconds, model loading
+    included (``predict_s``, ``predict_cpu_s``), and the wall seconds of loading the model (``load_seconds``).
+    """
     import torch
 
     from nnunet_glacier.nnunet.predict import GlacierPredictor, predict_images
-    from nnunet_glacier.nnunet.training import model_folder, train_fold
 
-    budget, paths = job.budget, job.paths
-    experiment = run_experiment(job.run, budget)
-    workspace = paths.workspace(job.seed).activate()
-    timings = {}
-    cpu_start = cpu_seconds()
-    start = time.perf_counter()
-    train_fold(experiment, budget.fold_key, workspace, device=job.device, max_epochs=budget.epochs,
-               iterations=budget.iterations, val_iterations=budget.val_iterations, seed=job.seed,
-               threads=job.threads)
-    timings["train_s"] = time.perf_counter() - start
-    timings["train_cpu_s"] = cpu_seconds() - cpu_start
-
-    cpu_start = cpu_seconds()
-    start = time.perf_counter()
+    cpu_start, start = cpu_seconds(), time.perf_counter()
     torch.set_num_threads(job.threads)
-    images = [s.image for s in caffe.discover(budget.data, (TEST_SPLIT,), pixel_size=budget.pixel_size)]
-    predictor = GlacierPredictor(model_folder(workspace, experiment), [budget.fold_key], device=job.device,
-                                 mirroring=budget.mirroring)
-    report = predict_images(predictor, images, paths.predictions(job.seed, job.run), save_probabilities=True,
+    predictor = GlacierPredictor(job.model, [job.fold_key], device=job.device, step_size=step_size,
+                                 mirroring=job.budget.mirroring if mirroring is None else mirroring, tile_progress=False)
+    load_seconds = time.perf_counter() - start
+    report = predict_images(predictor, split_images(job.budget), out, save_probabilities=save_probabilities,
                             progress=False)
     if report.failed:
         path, problem = report.failed[0]
         raise InputError(path, f"prediction failed: {problem}")
-    timings["predict_s"] = time.perf_counter() - start
-    timings["predict_cpu_s"] = cpu_seconds() - cpu_start
+    return {"predict_s": time.perf_counter() - start, "predict_cpu_s": cpu_seconds() - cpu_start,
+            "load_seconds": load_seconds}
+
+
+def _run_job(job: Job) -> dict[str, Any]:
+    experiment = run_experiment(job.run, job.budget)
+    timings = train_run(job)
+    timings.update(predict_run(job, job.paths.predictions(job.seed, job.run)))
     record = {"run": job.run, "seed": job.seed, "trainer": experiment.trainer, "dataset": experiment.dataset,
               "configuration": experiment.configuration, "timings": timings, "threads": job.threads,
               "git_commit": git_commit()[0], "finished": dt.datetime.now().isoformat(timespec="seconds"),
               "load_average": os.getloadavg()}
-    write_json(paths.record(job.seed, job.run), record)
+    write_json(job.paths.record(job.seed, job.run), record)
     return record
 
 
-def run_all(jobs: list[Job], workers: int) -> None:
-    """Run the unfinished jobs on ``workers`` processes, printing one line per finished run."""
-    todo = [j for j in jobs if not j.paths.record(j.seed, j.run).is_file()]
+def _timings_text(timings: dict[str, float]) -> str:
+    """``train 300 s (CPU 550 s), predict 20 s (CPU 38 s)`` of a record's ``<step>_s`` / ``<step>_cpu_s``."""
+    steps = [key.removesuffix("_s") for key in timings if key.endswith("_s") and not key.endswith("_cpu_s")]
+    return ", ".join(f"{step} {timings[step + '_s']:.0f} s"
+                     + (f" (CPU {timings[step + '_cpu_s']:.0f} s)" if step + "_cpu_s" in timings else "")
+                     for step in steps)
+
+
+def run_all(jobs: list[Job], workers: int, task: Callable[[Job], dict[str, Any]] = run_job,
+            is_done: Callable[[Job], bool] | None = None) -> None:
+    """Run the unfinished jobs on ``workers`` processes, printing one line per finished run.
+
+    ``task`` (a module-level function, for the worker processes) does a job and returns a record with
+    ``timings``; ``is_done`` tells a finished job (default: its record of :func:`run_job` exists).
+    """
+    if is_done is None:
+        def is_done(job: Job) -> bool:
+            return job.paths.record(job.seed, job.run).is_file()
+    todo = [j for j in jobs if not is_done(j)]
     print(f"{len(jobs) - len(todo)} of {len(jobs)} runs already done; {len(todo)} to go on {workers} worker(s)",
           flush=True)
     if not todo:
         return
     started = time.perf_counter()
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(run_job, job): job for job in todo}
+    with ProcessPoolExecutor(min(workers, len(todo)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(task, job): job for job in todo}
         for done, future in enumerate(as_completed(futures), 1):
             job = futures[future]
             try:
                 record = future.result()
             except Exception as err:  # report the failing run with its log, keep the others going
-                print(f"[{done}/{len(todo)}] seed {job.seed} {job.run}: FAILED ({err}); "
-                      f"see {job.paths.log(job.seed, job.run)}", flush=True)
+                print(f"[{done}/{len(todo)}] seed {job.seed} {job.name}: FAILED ({err}); "
+                      f"see {job.paths.log(job.seed, job.name)}", flush=True)
                 continue
-            t = record["timings"]
-            print(f"[{done}/{len(todo)}] seed {job.seed} {job.run}: train {t['train_s']:.0f} s "
-                  f"(CPU {t['train_cpu_s']:.0f} s), predict {t['predict_s']:.0f} s (CPU {t['predict_cpu_s']:.0f} s); "
+            print(f"[{done}/{len(todo)}] seed {job.seed} {job.name}: {_timings_text(record['timings'])}; "
                   f"{(time.perf_counter() - started) / 60:.1f} min elapsed", flush=True)
 
 
@@ -324,18 +387,26 @@ def ensemble_seeds(paths: Paths, budget: Budget, run: str, seeds: Sequence[int])
 
 def evaluate_all(paths: Paths, budget: Budget, runs: Sequence[str], seeds: Sequence[int], processes: int) -> None:
     """Evaluate every finished run and every seed ensemble afresh (the evaluator may have changed; it is quick)."""
-    from nnunet_glacier.evaluation.evaluate import evaluate_predictions
-    from nnunet_glacier.postprocessing.postprocess import PostprocessSettings
-
     folders = [(paths.predictions(seed, run), paths.evaluation(seed, run), f"seed {seed} {run}")
                for seed in seeds for run in runs if paths.record(seed, run).is_file()]
     for run in runs:
         if ensemble_seeds(paths, budget, run, seeds):
             folders.append((paths.ensemble_predictions(run), paths.ensemble_evaluation(run), f"ensemble {run}"))
+    evaluate_folders(folders, budget, processes)
+
+
+def evaluate_folders(folders: Sequence[tuple[Path, Path, str]], budget: Budget, processes: int,
+                     extra_routes: Sequence[str] = EXTRA_ROUTES) -> None:
+    """Evaluate each ``(predictions, out, what)`` with the benchmark-exact evaluator on the test split
+    (and ``extra_routes`` beside the benchmark's routes)."""
+    from nnunet_glacier.evaluation.evaluate import evaluate_predictions
+    from nnunet_glacier.postprocessing.postprocess import PostprocessSettings
+
     for index, (predictions, out, what) in enumerate(folders, 1):
         print(f"evaluate [{index}/{len(folders)}] {what}", flush=True)
         evaluate_predictions(predictions, budget.data, split=TEST_SPLIT, out=out, pixel_size=budget.pixel_size,
-                             settings=PostprocessSettings(), extra_routes=EXTRA_ROUTES, workers=processes, progress=False)
+                             settings=PostprocessSettings(), extra_routes=extra_routes, workers=processes,
+                             progress=False)
 
 
 # --- results ---------------------------------------------------------------------------------------------------
@@ -564,6 +635,40 @@ def write_results(paths: Paths, budget: Budget, seeds: Sequence[int], runs: Sequ
 
 # --- command line ----------------------------------------------------------------------------------------------
 
+def add_budget_arguments(parser: argparse.ArgumentParser, prefix: str = "", fold: bool = True) -> None:
+    """The options that make a :class:`Budget` (data and mirroring aside), shared with the benchmarks that
+    train at this budget (``bench_fast.py``, ``bench_detect.py --train-caffe``).
+
+    ``prefix`` goes before each option's name (``--train-epochs``), not into its destination (``epochs``);
+    ``fold``: offer ``--fold`` (else the budget's fold is 0).
+    """
+    def option(name: str, **kwargs: Any) -> None:
+        parser.add_argument(f"--{prefix}{name}", dest=name.replace("-", "_"), **kwargs)
+
+    option("epochs", type=int, default=30, help="epochs (default: 30)")
+    option("iterations", type=int, default=40, help="training iterations per epoch (default: 40)")
+    option("val-iterations", type=int, default=5, help="validation iterations per epoch (logging only; default: 5)")
+    option("batch", type=int, default=4, help="batch size (default: 4)")
+    option("patch", type=int, default=128, help="square patch edge in px (default: 128)")
+    option("stages", type=int, default=5, help="U-Net stages, at most (default: 5)")
+    option("features", type=int, nargs=2, default=[16, 256], metavar=("FIRST", "MAX"),
+           help="features of the first stage and the cap (default: 16 256)")
+    if fold:
+        option("fold", default="0", choices=[*map(str, range(5)), "all"],
+               help="fold of nnU-Net's split to train (default: 0)")
+    option("pixel-size", default=str(NOMINAL_PIXEL_SIZE_M), metavar="METRES|names",
+           help=f"metres per pixel for every scene, or 'names' (default: {NOMINAL_PIXEL_SIZE_M:g})")
+
+
+def budget_from_args(args: argparse.Namespace, data: Path, mirroring: bool) -> Budget:
+    """The :class:`Budget` of :func:`add_budget_arguments`' options, for the CaFFe root ``data``."""
+    return Budget(epochs=args.epochs, iterations=args.iterations, val_iterations=args.val_iterations,
+                  batch=args.batch, patch=args.patch, stages=args.stages, base_features=args.features[0],
+                  max_features=args.features[1], fold=getattr(args, "fold", "0"), mirroring=mirroring,
+                  pixel_size=None if args.pixel_size == "names" else float(args.pixel_size),
+                  data=str(Path(data).resolve()))
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help=f"CaFFe root (default: {DEFAULT_DATA})")
@@ -572,19 +677,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--runs", nargs="+", default=list(DEFAULT_RUNS), choices=DEFAULT_RUNS, metavar="RUN",
                         help=f"runs (default: all: {' '.join(DEFAULT_RUNS)})")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default: 0 1 2)")
-    parser.add_argument("--epochs", type=int, default=30, help="epochs (default: 30)")
-    parser.add_argument("--iterations", type=int, default=40, help="training iterations per epoch (default: 40)")
-    parser.add_argument("--val-iterations", type=int, default=5,
-                        help="validation iterations per epoch (logging only; default: 5)")
-    parser.add_argument("--batch", type=int, default=4, help="batch size (default: 4)")
-    parser.add_argument("--patch", type=int, default=128, help="square patch edge in px (default: 128)")
-    parser.add_argument("--stages", type=int, default=5, help="U-Net stages, at most (default: 5)")
-    parser.add_argument("--features", type=int, nargs=2, default=[16, 256], metavar=("FIRST", "MAX"),
-                        help="features of the first stage and the cap (default: 16 256)")
-    parser.add_argument("--fold", default="0", choices=[*map(str, range(5)), "all"],
-                        help="fold of nnU-Net's split to train (default: 0)")
-    parser.add_argument("--pixel-size", default=str(NOMINAL_PIXEL_SIZE_M), metavar="METRES|names",
-                        help=f"metres per pixel for every scene, or 'names' (default: {NOMINAL_PIXEL_SIZE_M:g})")
+    add_budget_arguments(parser)
     parser.add_argument("--no-mirroring", action="store_true", help="predict without test-time mirroring")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: cores)")
@@ -598,11 +691,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
-    pixel_size = None if args.pixel_size == "names" else float(args.pixel_size)
-    budget = Budget(epochs=args.epochs, iterations=args.iterations, val_iterations=args.val_iterations,
-                    batch=args.batch, patch=args.patch, stages=args.stages, base_features=args.features[0],
-                    max_features=args.features[1], fold=args.fold, mirroring=not args.no_mirroring,
-                    pixel_size=pixel_size, data=str(args.data.resolve()))
+    budget = budget_from_args(args, args.data, mirroring=not args.no_mirroring)
     paths = Paths(args.work.resolve())
     runs = [r for r in DEFAULT_RUNS if r in args.runs]
     print(describe_budget(budget, args.seeds), flush=True)
