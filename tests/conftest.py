@@ -1,14 +1,19 @@
-"""Shared fixtures: a synthetic CaFFe root (generated once per session) and the real caffe_256 sample."""
+"""Shared fixtures: synthetic CaFFe roots, the real caffe_256 sample, the session's planned tiny datasets
+(tests/trained_models.py) and the demo's trained model; and the ``slow`` and ``real_data`` markers (registered
+in pyproject.toml), given here to every test that uses one of those fixtures."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import nnunet_runtime
 import pytest
 
 # nnU-Net reads these when first imported: single-process data loading and export keep CPU tests lean
 os.environ.setdefault("nnUNet_n_proc_DA", "0")
 os.environ.setdefault("nnUNet_def_n_proc", "1")
+# one torch thread, and nnU-Net's worker pools forked from one server, not spawned (see tests/nnunet_runtime.py)
+nnunet_runtime.apply()
 
 CAFFE_256 = Path(os.environ.get("CAFFE_256", Path(__file__).resolve().parents[2] / "shared" / "data" / "caffe_256"))
 CAFFE_256_PIXEL_SIZE_M = 100.0  # a nominal size for the 256 px copies; the names' resolutions do not hold
@@ -39,16 +44,31 @@ def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-#: The README's demo at its smallest size, with two folds so that ensembles (and their agreement) are real;
-#: seeded (the scenes and the training), so the tiny model and every number from it are the same each run.
-DEMO_ARGS = ["--n-train", "12", "--n-test", "3", "--size", "128", "--max-epochs", "10", "--iterations", "25",
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory: pytest.TempPathFactory):
+    """One run for the session over a 64 px synthetic root; each experiment's dataset is exported and planned
+    (tiny profile) on first use (:class:`trained_models.TinyRuns`)."""
+    from trained_models import TINY_DATA, TinyRuns
+
+    from nnunet_glacier.data.synthetic import generate_caffe
+
+    data = tmp_path_factory.mktemp("tiny_caffe")
+    generate_caffe(data, **TINY_DATA)
+    return TinyRuns(tmp_path_factory.mktemp("tiny_runs"), data)
+
+
+#: The README's demo (its own profile) at its smallest: 6 training and 3 test scenes of the demo profile's patch
+#: size, one epoch of one iteration per fold, two folds so that ensembles (and their agreement) are real; seeded,
+#: so the model and every number from it are the same each run. A model this short need not find a front: the
+#: tests assert what the code guarantees, not what the model learnt.
+DEMO_ARGS = ["--n-train", "6", "--n-test", "3", "--size", "128", "--max-epochs", "1", "--iterations", "1",
              "--folds", "0", "1", "--device", "cpu", "--seed", "1"]
 
 
 @pytest.fixture(scope="session")
 def demo_work(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A work folder after ``nnunet-glacier demo`` at :data:`DEMO_ARGS`: a tiny trained fused-label model
-    (two folds), its predictions, evaluation and report (a few minutes on two CPU cores)."""
+    """A work folder after ``nnunet-glacier demo`` at :data:`DEMO_ARGS`: a trained fused-label model (two
+    folds), its predictions, evaluation and report."""
     from nnunet_glacier.cli import main
 
     work = tmp_path_factory.mktemp("demo") / "demo"
@@ -64,3 +84,18 @@ def demo_model(demo_work: Path) -> Path:
     from nnunet_glacier.nnunet.workspace import Workspace
 
     return model_folder(Workspace.from_work_dir(demo_work), get_experiment("fused", "demo"))
+
+
+#: Fixtures that train networks or plan datasets (their users are ``slow``), and the one that reads real data.
+SLOW_FIXTURES = {"tiny_runs", "demo_work", "demo_model"}
+REAL_DATA_FIXTURES = {"caffe_256"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses a slow or real-data fixture (directly or through another fixture)."""
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        if used & SLOW_FIXTURES:
+            item.add_marker(pytest.mark.slow)
+        if used & REAL_DATA_FIXTURES:
+            item.add_marker(pytest.mark.real_data)

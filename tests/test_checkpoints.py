@@ -1,8 +1,11 @@
 """A killed training can be run again: atomic checkpoints, fallback to a readable one, no orphaned data loaders.
 
-One module-scoped work directory holds the exported and planned ``stl_zone``
-dataset (tiny profile); each training test trains its own fold of it through
-``nnunet-glacier train``, the kill test in a real process killed with SIGKILL.
+One module-scoped work directory over the session's exported and planned
+``stl_zone`` dataset (tiny profile, tests/trained_models.py), with results of its
+own; each training test trains its own fold of it through ``nnunet-glacier
+train`` (one iteration per epoch), the kill test in a process of its own killed
+with SIGKILL. The tests in this process compare checkpoints only, so their trainings
+skip nnU-Net's final validation.
 """
 from __future__ import annotations
 
@@ -17,37 +20,42 @@ from pathlib import Path
 
 import pytest
 import torch
-from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
-from test_training import interrupt_at_epoch
+from trained_models import PROFILE, interrupted_at_epoch, without_final_validation
 
 from nnunet_glacier.cli import main
 from nnunet_glacier.data.experiments import get_experiment
 from nnunet_glacier.nnunet.checkpoints import usable_checkpoint
-from nnunet_glacier.nnunet.export import export_dataset
-from nnunet_glacier.nnunet.plans import plan_and_preprocess, write_configuration
 from nnunet_glacier.nnunet.training import model_folder, train_fold
 from nnunet_glacier.nnunet.workspace import Workspace
 
-PROFILE = "tiny"
 EXPERIMENT = "stl_zone"
-CLI = Path(sys.executable).parent / "nnunet-glacier"
+#: ``nnunet-glacier`` in a process of its own, in the tests' runtime (tests/nnunet_runtime.py: one torch thread,
+#: nnU-Net's validation pools forked from a server).
+CLI = [sys.executable, str(Path(__file__).with_name("nnunet_runtime.py"))]
+#: Epochs of the in-process trainings: interrupted at the start of epoch 2, they resume for two (the last one
+#: writes the final checkpoint instead of checkpoint_latest).
 EPOCHS = 4
+#: Seconds a subprocess may take.
+TIMEOUT_S = 600
 
 
 @pytest.fixture(scope="module")
-def work(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path) -> Path:
-    """A work directory with the ``stl_zone`` dataset exported, planned and preprocessed (tiny profile)."""
-    workspace = Workspace.from_work_dir(tmp_path_factory.mktemp("work")).activate()
-    experiment = get_experiment(EXPERIMENT, PROFILE)
-    export_dataset(synthetic_root, experiment, workspace.raw, num_workers=1, progress=False)
-    plan_and_preprocess(experiment, workspace, num_processes=1)
-    write_configuration(experiment, workspace)
-    return workspace.raw.parent
+def work(tmp_path_factory: pytest.TempPathFactory, tiny_runs) -> Path:
+    """A work directory over the session's planned ``stl_zone`` dataset, with a results folder of its own."""
+    return tiny_runs.own_results(tmp_path_factory.mktemp("checkpoints") / "work", EXPERIMENT)
+
+
+@pytest.fixture
+def in_process(work: Path):
+    """The module's workspace activated; its trainings in this process skip nnU-Net's final validation."""
+    Workspace.from_work_dir(work).activate()
+    with without_final_validation():
+        yield
 
 
 def train_args(work: Path, fold: int, epochs: int = EPOCHS) -> list[str]:
     return ["train", "--experiment", EXPERIMENT, "--profile", PROFILE, "--fold", str(fold), "--device", "cpu",
-            "--work", str(work), "--max-epochs", str(epochs), "--iterations", "2"]
+            "--work", str(work), "--max-epochs", str(epochs), "--iterations", "1"]
 
 
 def fold_dir(work: Path, fold: int) -> Path:
@@ -63,10 +71,9 @@ def final_checkpoint(folder: Path) -> dict:
     return torch.load(folder / "checkpoint_final.pth", map_location="cpu", weights_only=False)
 
 
-def interrupted_training(work: Path, fold: int, monkeypatch: pytest.MonkeyPatch) -> float:
+def interrupted_training(work: Path, fold: int) -> float:
     """Train ``fold`` until the start of epoch 2 (then Ctrl-C); returns the time of the interruption."""
-    with monkeypatch.context() as patch:
-        patch.setattr(nnUNetTrainer, "on_epoch_start", interrupt_at_epoch(2))
+    with interrupted_at_epoch(2):
         assert main(train_args(work, fold)) == 130
     assert (fold_dir(work, fold) / "checkpoint_latest.pth").is_file()
     return time.time()
@@ -146,7 +153,7 @@ def test_forked_children_die_with_their_killed_parent_only_when_bound(bound):
         assert running(child)
         parent.kill()
         parent.wait(timeout=10)
-        assert wait_until(lambda: not running(child), timeout=3) == bound
+        assert wait_until(lambda: not running(child), timeout=3 if bound else 1) == bound  # the control: 1 s
     finally:
         parent.kill()
         parent.wait(timeout=10)
@@ -155,11 +162,12 @@ def test_forked_children_die_with_their_killed_parent_only_when_bound(bound):
 
 
 def test_a_training_killed_with_sigkill_leaves_no_data_loader_behind_and_resumes(work, tmp_path):
-    """A real ``nnunet-glacier train`` with two augmentation workers, killed after its first checkpoint."""
-    epochs = 6
+    """A real ``nnunet-glacier train`` with two augmentation workers, killed after its first checkpoint (of
+    three epochs: the kill comes while epoch 1 runs), then run again to the end (final validation included)."""
+    epochs = 3
     folder = fold_dir(work, 0)
     env = {**os.environ, "nnUNet_n_proc_DA": "2"}
-    command = [str(CLI), *train_args(work, 0, epochs)]
+    command = [*CLI, *train_args(work, 0, epochs)]
     with open(tmp_path / "killed.log", "w") as log:
         training = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
@@ -167,7 +175,7 @@ def test_a_training_killed_with_sigkill_leaves_no_data_loader_behind_and_resumes
                 assert training.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
                 return (folder / "checkpoint_latest.pth").is_file() and len(descendants(training.pid)) >= 2
 
-            assert wait_until(checkpointed_with_workers, timeout=300)
+            assert wait_until(checkpointed_with_workers, timeout=TIMEOUT_S)
             workers = descendants(training.pid)
             training.send_signal(signal.SIGKILL)
             killed_at = time.time()
@@ -179,7 +187,7 @@ def test_a_training_killed_with_sigkill_leaves_no_data_loader_behind_and_resumes
         f"data-loader processes outlived the killed training: {sorted(p for p in workers if running(p))}"
     assert not (folder / "checkpoint_final.pth").exists()
 
-    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     assert "Traceback" not in rerun.stderr
     checkpoint = final_checkpoint(folder)
@@ -188,9 +196,9 @@ def test_a_training_killed_with_sigkill_leaves_no_data_loader_behind_and_resumes
     assert temporaries(folder) == []
 
 
-def test_a_cut_latest_checkpoint_falls_back_to_the_best_one_with_a_warning(work, monkeypatch, capsys):
+def test_a_cut_latest_checkpoint_falls_back_to_the_best_one_with_a_warning(work, in_process, capsys):
     folder = fold_dir(work, 1)
-    interrupted_at = interrupted_training(work, 1, monkeypatch)
+    interrupted_at = interrupted_training(work, 1)
     latest = folder / "checkpoint_latest.pth"
     assert (folder / "checkpoint_best.pth").is_file()
     latest.write_bytes(latest.read_bytes()[: latest.stat().st_size // 2])  # what a kill while saving leaves
@@ -206,9 +214,10 @@ def test_a_cut_latest_checkpoint_falls_back_to_the_best_one_with_a_warning(work,
     assert checkpoint["logging"]["epoch_start_timestamps"][0] < interrupted_at  # resumed, not restarted
 
 
-def test_a_save_cut_short_keeps_the_previous_checkpoint_and_leaves_no_temporary(work, monkeypatch, capsys):
+def test_a_save_cut_short_keeps_the_previous_checkpoint_and_leaves_no_temporary(work, in_process, monkeypatch,
+                                                                               capsys):
     folder = fold_dir(work, 2)
-    interrupted_training(work, 2, monkeypatch)
+    interrupted_training(work, 2)
     latest = folder / "checkpoint_latest.pth"
     previous = latest.read_bytes()
     save = torch.save
@@ -223,7 +232,7 @@ def test_a_save_cut_short_keeps_the_previous_checkpoint_and_leaves_no_temporary(
         patch.setattr(torch, "save", save_cut_short)
         with pytest.raises(OSError, match="No space left"):
             train_fold(get_experiment(EXPERIMENT, PROFILE), 2, Workspace.from_work_dir(work).activate(),
-                       device="cpu", max_epochs=EPOCHS, iterations=2)
+                       device="cpu", max_epochs=EPOCHS, iterations=1)
     assert latest.read_bytes() == previous
     assert temporaries(folder) == []
 

@@ -168,6 +168,7 @@ def nnunet_env(work: Path) -> dict[str, str]:
             "nnUNet_results": str(work / "nnUNet_results"), "nnUNet_n_proc_DA": "1"}
 
 
+@pytest.mark.slow  # nnU-Net's own planning and preprocessing in a process of its own
 def test_nnunet_accepts_the_export(tmp_path, synthetic_root):
     experiment = get_experiment("fused")
     export_quietly(synthetic_root, experiment, tmp_path / "nnUNet_raw", num_workers=1)

@@ -118,6 +118,7 @@ def test_small_model_gives_v1s_logits(small_v1):
     assert folder.parent.name == "Dataset500_Glacier_zonefronts"
 
 
+@pytest.mark.slow  # the paper's network (9 stages up to 480 features), written by v1 and imported
 def test_published_settings_map_exactly(tmp_path):
     """The paper's topology (patch 1024 x 896: 9 stages, 32 features doubling up to 480, last stride 2 x 1)."""
     import json
@@ -173,6 +174,7 @@ def test_detect_tiles_a_real_scene_as_v1_does(small_v1, real_scene, tmp_path):
     assert (ours.class_maps["fused"] == v1_map).mean() >= 0.999
 
 
+@pytest.mark.slow  # a real scene predicted by v1 and by us, each with mirroring and overlapping tiles
 def test_detect_at_the_papers_settings_gives_v1s_class_maps(small_v1, real_scene, tmp_path):
     """Step 0.5 with Gaussian weighting and mirroring: an imported model averages as v1 did.
 
@@ -198,7 +200,7 @@ def test_cli_imports_and_detect_runs_with_the_name(small_v1, caffe_256, tmp_path
     assert "detect -m paper-fused" in capsys.readouterr().out
     scene = min((caffe_256 / "sar_images" / "test").glob("*.png"))
     out = tmp_path / "detected"
-    assert main(["detect", "-m", "paper-fused", "-i", str(scene), "-o", str(out), "--device", "cpu",
+    assert main(["detect", "-m", "paper-fused", "-i", str(scene), "-o", str(out), "--device", "cpu", "--no-mirroring",
                  "--default-pixel-size", "100"]) == 0
     assert (out / "fronts.gpkg").is_file() and (out / f"{scene.stem}_zones.png").is_file()
 

@@ -1,12 +1,12 @@
 """Prediction: the streamed sliding window gives nnU-Net's class maps, per fold and for the ensemble, at a memory
 that does not grow with the folds; the ensemble's uncertainty measures; what predict_images writes.
 
-Models are untrained results folders with distinct random weights per fold (``benchmarks/standin.py``), so
-no test here trains a network.
+Models are untrained results folders with distinct random weights per fold (``benchmarks/standin.py``, shared
+with benchmarks/bench_detect.py; the repository root is on the tests' path, see pyproject.toml), so no test here
+trains a network.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks import standin
 from nnunet_glacier.data.caffe import read_grey
 from nnunet_glacier.nnunet.networks import task_probabilities
 from nnunet_glacier.nnunet.predict import (
@@ -29,15 +30,10 @@ from nnunet_glacier.nnunet.prediction_types import ScenePrediction
 from nnunet_glacier.nnunet.uncertainty import fold_disagreement, normalised_entropy
 
 REPO = Path(__file__).resolve().parents[1]
-BENCHMARKS = REPO / "benchmarks"
-# benchmarks/standin.py (untrained model folders, the stand-in network), shared with benchmarks/bench_detect.py
-_spec = importlib.util.spec_from_file_location("bench_standin", BENCHMARKS / "standin.py")
-standin = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(standin)
 
 #: Several tiles in each direction, odd sizes, a non-square patch.
-SHAPE = (300, 517)
-PATCH = (96, 128)
+SHAPE = (150, 259)
+PATCH = (48, 64)
 #: Share of pixels whose class must equal nnU-Net's (float rounding of batched network calls may flip near-ties).
 AGREEMENT = 0.999
 
@@ -103,8 +99,8 @@ def test_one_fold_has_no_disagreement_and_only_asked_for_maps_are_kept(models):
 
 PEAK_SCRIPT = """
 import json, resource, sys
-sys.path.insert(0, {benchmarks!r})
-import standin
+sys.path.insert(0, {repo!r})
+from benchmarks import standin
 from nnunet_glacier.nnunet.predict import GlacierPredictor
 predictor = GlacierPredictor({model!r}, list(range({folds})), device="cpu", mirroring=False, tile_progress=False,
                              low_memory=True)
@@ -115,13 +111,14 @@ print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
 """
 
 
+@pytest.mark.slow  # two processes, each predicting a 2000 x 2000 scene
 def test_peak_memory_does_not_grow_with_the_folds(tmp_path):
     """A 2000 x 2000 scene of the zone + front model (8 joint classes): keeping every fold's scene-sized
     probabilities would add ~0.2 GB per fold; the streamed window keeps ~5 MB per fold."""
     model = standin.random_model(tmp_path / "model", "mtl_late", (0, 1, 2), patch=(256, 256))
     peaks = {}
     for folds in (1, 3):
-        script = PEAK_SCRIPT.format(benchmarks=str(BENCHMARKS), model=str(model), folds=folds, side=2000)
+        script = PEAK_SCRIPT.format(repo=str(REPO), model=str(model), folds=folds, side=2000)
         done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600,
                               env={"nnUNet_n_proc_DA": "0", "nnUNet_def_n_proc": "1", "PATH": "/usr/bin:/bin"})
         assert done.returncode == 0, done.stderr[-2000:]
@@ -130,7 +127,7 @@ def test_peak_memory_does_not_grow_with_the_folds(tmp_path):
 
 
 def test_a_large_scene_shows_tile_progress_unless_turned_off(models, capsys):
-    image = standin.scene((400, 600))  # 7 x 8 tiles of 96 x 128 px
+    image = standin.scene((200, 300))  # 8 x 9 tiles of 48 x 64 px
     GlacierPredictor(models["stl_zone"], [0], device="cpu", mirroring=False).predict(image)
     assert "tiles x folds" in capsys.readouterr().err
     GlacierPredictor(models["stl_zone"], [0], device="cpu", mirroring=False, tile_progress=False).predict(image)

@@ -1,11 +1,13 @@
 """``reproduce`` redoes exactly what a change makes stale, and a re-run gives what a fresh run gives.
 
 One module-scoped reproduction (tiny profile, fused experiment, fold 0,
-seed 0) is kept as a snapshot; each test restores it to the same paths
+seed 0, one epoch of one iteration: what is asserted is which steps ran and
+that outputs agree, not what the model learnt) is kept as a snapshot; each test restores it to the same paths
 (so that paths recorded in the outputs agree), changes one thing — a label,
 the pixel size, a fold, the seed, mirroring — and re-runs. Which steps ran is
 read from the ``== <step>: <state>`` lines the steps print, and from the
-files' modification times. Killed and concurrent runs are real subprocesses.
+files' modification times. Killed and concurrent runs are real subprocesses (``nnunet-glacier``'s ``main``
+in the tests' runtime, tests/nnunet_runtime.py: one torch thread, as the in-process runs they are compared with).
 """
 from __future__ import annotations
 
@@ -34,15 +36,24 @@ from nnunet_glacier.pipeline.layout import RunLayout
 from nnunet_glacier.pipeline.reproduce import Reproduction, run_reproduction
 from nnunet_glacier.postprocessing.postprocess import PostprocessSettings
 
+#: Every test here starts from a trained reproduction (the module's snapshot).
+pytestmark = pytest.mark.slow
+
 PROFILE = "tiny"
 EXPERIMENT = get_experiment("fused", PROFILE)
-CLI = Path(sys.executable).with_name("nnunet-glacier")
-TIMEOUT_S = 1200
+#: ``nnunet-glacier`` in the tests' runtime (one torch thread, as here: the weights of runs compared are the same).
+CLI = [sys.executable, str(Path(__file__).with_name("nnunet_runtime.py"))]
+#: Seconds a subprocess may take (the per-test guard of pyproject.toml is 600).
+TIMEOUT_S = 480
+#: The training schedule of every run here: one epoch of one iteration.
+SCHEDULE = {"max_epochs": 1, "iterations": 1}
 
 
 def reproduction(base: Path, **overrides) -> Reproduction:
-    """The test's reproduction of ``base/data`` into ``base/work``: fold 0, CPU, no mirroring, seed 0."""
-    settings = {"folds": [0], "device": "cpu", "processes": 1, "progress": False, "mirroring": False, "seed": 0}
+    """The test's reproduction of ``base/data`` into ``base/work``: fold 0, CPU, no mirroring, seed 0,
+    :data:`SCHEDULE`."""
+    settings = {"folds": [0], "device": "cpu", "processes": 1, "progress": False, "mirroring": False, "seed": 0,
+                **SCHEDULE}
     return Reproduction(data=base / "data", layout=RunLayout.in_work_dir(base / "work"), experiments=[EXPERIMENT],
                         **(settings | overrides))
 
@@ -62,7 +73,8 @@ def step_states(output: str) -> dict[str, str]:
 
 def cli_args(base: Path, *extra: str) -> list[str]:
     return ["reproduce", "--data", str(base / "data"), "--work", str(base / "work"), "--profile", PROFILE,
-            "--experiments", "fused", "--folds", "0", "--device", "cpu", *extra]
+            "--experiments", "fused", "--folds", "0", "--device", "cpu", "--max-epochs", str(SCHEDULE["max_epochs"]),
+            "--iterations", str(SCHEDULE["iterations"]), *extra]
 
 
 EXPORT, PLAN = f"export {EXPERIMENT.dataset}", f"plan {EXPERIMENT.dataset}"
@@ -204,7 +216,7 @@ def test_a_fold_retrained_by_hand_redoes_its_predictions_the_ensemble_and_the_ev
     layout = RunLayout.in_work_dir(base / "work")
     fold_dir = model_folder(layout.workspace, EXPERIMENT) / "fold_0"
     shutil.rmtree(fold_dir)
-    train_fold(EXPERIMENT, 0, layout.workspace.activate(), device="cpu", seed=5)
+    train_fold(EXPERIMENT, 0, layout.workspace.activate(), device="cpu", seed=5, **SCHEDULE)
 
     assert redone(reproduce(base, capsys)) == {"predict fused", "evaluate fused ensemble", "evaluate fused fold_0",
                                                "report"}
@@ -229,9 +241,14 @@ def test_a_failing_re_export_keeps_the_previous_export_and_its_record(base, caps
 def test_two_concurrent_reruns_after_a_training_label_edit_share_the_work_and_equal_a_fresh_run(base, capsys):
     """Both runs redo export..predict between them, each piece once, and leave what a fresh run gives."""
     edit_label(next((base / "data" / "zones" / "train").glob("*.png")))
-    command = [str(CLI), *cli_args(base, "--no-mirroring")]
+    command = [*CLI, *cli_args(base, "--no-mirroring")]
     runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    outputs = [run.communicate(timeout=TIMEOUT_S) for run in runs]
+    try:
+        outputs = [run.communicate(timeout=TIMEOUT_S) for run in runs]
+    finally:
+        for run in runs:
+            run.kill()
+            run.wait(timeout=60)
     assert [run.returncode for run in runs] == [0, 0], [err[-3000:] for _, err in outputs]
     done = [redone(step_states(out)) for out, _ in outputs]
     assert not done[0] & done[1]  # no piece of work done twice

@@ -181,6 +181,7 @@ def test_a_change_of_context_is_seen_by_the_export_record(mixed_sizes, tmp_path,
 
 # --- end to end ---------------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_temporal_experiment_trains_predicts_and_evaluates(synthetic_root, tmp_path, capsys):
     """``reproduce`` of the tiny ``stl_zone_prev2`` (fold 0): its predictions equal nnU-Net's own predictor fed the
     exported channel files, so prediction feeds the test scenes the same context as export, in the same order."""
