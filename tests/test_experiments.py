@@ -24,16 +24,20 @@ def test_six_experiments_in_the_papers_order_then_extensions_and_baselines():
     assert [e.name for e in experiments.baselines()] == ["stock_fused", "stock_zone"]
 
 
-#: The extensions beyond the paper, in config order: the front-distance head, and temporal context on the best three.
-TEMPORAL_EXTENSIONS = ("fused_prev2", "mtl_distance", "mtl_late_prev2", "stl_zone_prev2")
+#: The extensions beyond the paper, in config order: the front-distance head, temporal context on the best three,
+#: and single-task zones with other amounts of context (1, 4, previous + next).
+TEMPORAL_EXTENSIONS = ("fused_prev2", "mtl_distance", "mtl_late_prev2", "stl_zone_prev1", "stl_zone_prev1_next1",
+                       "stl_zone_prev2", "stl_zone_prev4")
 
 
-def test_temporal_experiments_add_two_previous_acquisitions_to_the_best_ones():
-    for name, base in (("stl_zone_prev2", "stl_zone"), ("mtl_late_prev2", "mtl_late"), ("fused_prev2", "fused")):
+def test_temporal_experiments_add_acquisitions_to_the_best_ones_and_nothing_else():
+    for name, base, context in (("stl_zone_prev2", "stl_zone", (2, 0)), ("mtl_late_prev2", "mtl_late", (2, 0)),
+                                ("fused_prev2", "fused", (2, 0)), ("stl_zone_prev1", "stl_zone", (1, 0)),
+                                ("stl_zone_prev4", "stl_zone", (4, 0)), ("stl_zone_prev1_next1", "stl_zone", (1, 1))):
         for profile in ("paper", "tiny"):
             with_context, without = get_experiment(name, profile), get_experiment(base, profile)
             assert with_context.role == "extension" and without.temporal == temporal.TemporalSettings()
-            assert with_context.temporal == temporal.TemporalSettings(previous=2, next=0)
+            assert with_context.temporal == temporal.TemporalSettings(*context)
             assert dataclasses.replace(with_context, name=base, title=without.title, role=without.role,
                                        dataset_id=without.dataset_id, dataset_name=without.dataset_name,
                                        temporal=without.temporal) == without
