@@ -365,16 +365,19 @@ def run_all(jobs: list[Job], workers: int, task: Callable[[Job], dict[str, Any]]
 def ensemble_seeds(paths: Paths, budget: Budget, run: str, seeds: Sequence[int]) -> bool:
     """Write the seeds' ensemble of ``run`` (per task the mean of their class probabilities), rebuilt every time.
 
-    Returns False (and writes nothing) unless every seed of the run has finished.
+    The run's previous ensemble (predictions and evaluation) goes first, whatever its seeds were; returns False
+    (and writes nothing) unless there are two seeds or more and every one of them has finished, so that an
+    ensemble of other seeds is never reported as this one.
     """
     import shutil
 
     from nnunet_glacier.nnunet.predict import ScenePrediction, mean_prediction, write_prediction
 
-    if len(seeds) < 2 or not all(paths.record(seed, run).is_file() for seed in seeds):
-        return False
     out = paths.ensemble_predictions(run)
     shutil.rmtree(out, ignore_errors=True)
+    shutil.rmtree(paths.ensemble_evaluation(run), ignore_errors=True)
+    if len(seeds) < 2 or not all(paths.record(seed, run).is_file() for seed in seeds):
+        return False
     for sample in caffe.discover(budget.data, (TEST_SPLIT,), pixel_size=budget.pixel_size):
         members = []
         for seed in seeds:
