@@ -15,6 +15,7 @@ import pyogrio
 import pytest
 import rasterio
 import shapely
+from geotiffs import write_geotiff
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 from scipy import ndimage
@@ -148,14 +149,6 @@ def test_quality_flags_name_the_scenes_to_check():
 
 #: CaFFe-named PNG scenes (20 m pixels by their names): one glacier at three dates, its front retreating.
 PNG_FRONTS = {"JAC_2015-01-01_TSX_20_1_001": 20, "JAC_2015-02-01_TSX_20_1_002": 24, "JAC_2015-03-01_TSX_20_1_003": 28}
-
-
-def write_geotiff(path, image, crs, transform, *, nodata_mask=None):
-    with rasterio.open(path, "w", driver="GTiff", width=image.shape[1], height=image.shape[0], count=1,
-                       dtype=image.dtype, crs=crs, transform=transform) as dst:
-        dst.write(image, 1)
-        if nodata_mask is not None:
-            dst.write_mask(np.where(nodata_mask, 0, 255).astype(np.uint8))
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ import numpy as np
 import pyogrio
 import pytest
 import rasterio
+from geotiffs import write_geotiff
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 from standin_predictor import StandInPredictor, scene_image
@@ -161,13 +162,6 @@ def test_stale_temporaries_of_a_killed_writer_are_removed_and_never_read_as_scen
 
 
 # --- scene checks ----------------------------------------------------------------------------------------------
-
-def write_geotiff(path: Path, values: np.ndarray, crs: CRS, transform) -> Path:
-    with rasterio.open(path, "w", driver="GTiff", width=values.shape[1], height=values.shape[0], count=1,
-                       dtype=values.dtype, crs=crs, transform=transform) as dst:
-        dst.write(values, 1)
-    return path
-
 
 def test_a_constant_scene_gets_no_front_a_warning_and_the_no_contrast_flag(tmp_path):
     folder = tmp_path / "inputs"

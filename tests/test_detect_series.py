@@ -6,12 +6,13 @@ tests/standin_predictor.py (seconds, no trained model)."""
 from __future__ import annotations
 
 import csv
+import functools
 import json
 from pathlib import Path
 
+import geotiffs
 import numpy as np
 import pytest
-import rasterio
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 from rasterio.warp import transform as transform_points
@@ -43,16 +44,9 @@ def write_scenes(folder: Path, stems: list[str], suffix: str = ".png", first_see
     return paths
 
 
-def write_geotiff(path: Path, image: np.ndarray, *, crs: CRS = UTM_22N, transform=None, nodata: float | None = None,
-                  tags: dict[str, str] | None = None) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    transform = transform if transform is not None else from_origin(*SCENE_ORIGIN, SCENE_PIXEL_M, SCENE_PIXEL_M)
-    with rasterio.open(path, "w", driver="GTiff", width=image.shape[1], height=image.shape[0], count=1,
-                       dtype=image.dtype, crs=crs, transform=transform, nodata=nodata) as dst:
-        dst.write(image, 1)
-        if tags:
-            dst.update_tags(**tags)
-    return path
+#: The tests' GeoTIFF writer with this module's scene grid as its default.
+write_geotiff = functools.partial(geotiffs.write_geotiff, crs=UTM_22N,
+                                  transform=from_origin(*SCENE_ORIGIN, SCENE_PIXEL_M, SCENE_PIXEL_M))
 
 
 def temporal(tmp_path: Path, previous: int = 1, next: int = 0) -> StandInPredictor:

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import warnings
 from pathlib import Path
 
 import cv2
+import geotiffs
 import numpy as np
 import pyogrio
 import pytest
@@ -28,12 +30,8 @@ TRANSFORM = from_origin(500_000.0, 7_680_000.0, 30.0, 30.0)  # 30 m pixels, nort
 CAFFE_STEM = "JAC_2015-08-12_S1_20_3_123"
 
 
-def write_geotiff(path, data, crs=UTM_22N, transform=TRANSFORM, nodata=None):
-    """A single-band GeoTIFF of ``data`` (any dtype), the way a user's warped Sentinel-1 scene looks."""
-    with rasterio.open(path, "w", driver="GTiff", width=data.shape[1], height=data.shape[0], count=1,
-                       dtype=data.dtype, crs=crs, transform=transform, nodata=nodata) as dst:
-        dst.write(data, 1)
-    return path
+#: The tests' GeoTIFF writer with this module's grid (UTM 22N, 30 m pixels) as its default.
+write_geotiff = functools.partial(geotiffs.write_geotiff, crs=UTM_22N, transform=TRANSFORM)
 
 
 def grey(shape=(40, 50), seed=0):
