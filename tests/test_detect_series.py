@@ -12,6 +12,7 @@ from pathlib import Path
 
 import geotiffs
 import numpy as np
+import pyogrio
 import pytest
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
@@ -72,6 +73,17 @@ def quality(out: Path) -> dict[str, dict[str, str]]:
         return {row["stem"]: row for row in csv.DictReader(handle)}
 
 
+def geopackage_context(out: Path) -> dict[str, float]:
+    """``{stem: context_found}`` of the features of ``fronts.gpkg`` (read with GDAL; null = NaN)."""
+    layers = [name for name, _ in pyogrio.list_layers(out / "fronts.gpkg")]
+    found: dict[str, float] = {}
+    for layer in layers:
+        meta, _, _, fields = pyogrio.raw.read(out / "fronts.gpkg", layer=layer, read_geometry=False)
+        columns = dict(zip(meta["fields"], fields))
+        found.update(zip(columns["stem"], columns["context_found"].astype(float)))
+    return found
+
+
 def assert_channels(channels: np.ndarray, files: list[Path]) -> None:
     """The scene's channels 1.. hold the images of ``files``, in order."""
     assert len(channels) == 1 + len(files)
@@ -97,6 +109,7 @@ def test_caffe_names_nearest_earlier_first_the_earliest_repeated_none_the_scene_
                                             "previous_found": 2, "next_found": 0, "found": 2}
     rows = quality(out)
     assert {stem: row["context_found"] for stem, row in rows.items()} == {mar: "2", feb: "1", jan: "0", col: "0"}
+    assert geopackage_context(out) == {mar: 2, feb: 1, jan: 0, col: 0}
     assert {stem for stem, row in rows.items() if row["no_context"] == "True"} == {jan, col}
     assert rows[jan]["needs_check"] == "True" and rows[mar]["no_context"] == "False"
     assert records(out)[mar]["date_source"] == "name"
@@ -249,6 +262,7 @@ def test_a_model_without_temporal_context_sees_the_scene_alone_as_before(tmp_pat
         assert list(record["made_from"]["inputs"]) == [str((tmp_path / "in" / f"{stem}.png").resolve())]
         assert "context" not in record["made_from"]["settings"]
     assert all(row["context_found"] == "" and row["no_context"] == "False" for row in quality(out).values())
+    assert all(np.isnan(found) for found in geopackage_context(out).values())  # null: no temporal context
 
 
 # --- the command line ---------------------------------------------------------------------------------------------

@@ -549,6 +549,7 @@ GPKG_COLUMNS = {
     "length_m": "float", "disagreement": "float", "nodata_fraction": "float", "no_front": "bool",
     "length_outlier": "bool", "low_agreement": "bool", "touches_nodata": "bool", "touches_border": "bool",
     "no_contrast": "bool", "resolution_mismatch": "bool", "no_context": "bool", "needs_check": "bool",
+    "context_found": "int",
     "input": "str",
 }
 
@@ -567,7 +568,7 @@ def front_feature(record: dict[str, Any], row: dict[str, Any]) -> tuple[dict[str
         "route": record["route"], "model": record["model_name"], "folds": " ".join(map(str, record["folds"])),
         "n_segments": record["n_segments"], "length_m": record["front_length_m"],
         "disagreement": record["disagreement"], "input": record["input"],
-        **{flag: row[flag] for flag in ("nodata_fraction", *QUALITY_FLAGS, "needs_check")},
+        **{flag: row[flag] for flag in ("nodata_fraction", *QUALITY_FLAGS, "needs_check", "context_found")},
     }
     return attributes, MultiLineString(lines) if lines else None
 

@@ -642,14 +642,19 @@ class VectorLayer:
     geometry_type: str = "MultiLineString"
 
 
-def _field(values: list[Any], kind: str) -> np.ndarray:
+def _field(values: list[Any], kind: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """A column's values as the numpy array written and its null mask (``None``: nothing null or nulls encoded
+    in the values, as NaN and NaT are)."""
     if kind == "float":
-        return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+        return np.array([np.nan if v is None else v for v in values], dtype=np.float64), None
     if kind == "date":
-        return np.array(["NaT" if v is None else str(v) for v in values], dtype="datetime64[D]")
-    if kind in ("int", "bool") and None in values:
-        raise ValueError(f"{kind} fields cannot be null")
-    return np.array(values, dtype=FIELD_DTYPES[kind])
+        return np.array(["NaT" if v is None else str(v) for v in values], dtype="datetime64[D]"), None
+    nulls = np.array([v is None for v in values], dtype=bool)
+    if kind == "bool" and nulls.any():
+        raise ValueError("bool fields cannot be null")
+    if kind == "int":
+        return np.array([0 if v is None else v for v in values], dtype=np.int64), nulls if nulls.any() else None
+    return np.array(values, dtype=FIELD_DTYPES[kind]), None
 
 
 def write_geopackage(path: str | Path, layers: Sequence[VectorLayer]) -> None:
@@ -662,8 +667,10 @@ def write_geopackage(path: str | Path, layers: Sequence[VectorLayer]) -> None:
         for layer in layers:
             geometry = np.array(shapely.to_wkb(layer.geometries), dtype=object) if layer.geometries else \
                 np.array([], dtype=object)
-            fields = [_field([row[c] for row in layer.rows], kind) for c, kind in layer.columns.items()]
+            fields, masks = zip(*(_field([row[c] for row in layer.rows], kind)
+                                  for c, kind in layer.columns.items()))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # pyogrio's "no crs" warning for pixel layers
-                write(tmp, geometry=geometry, field_data=fields, fields=list(layer.columns), layer=layer.name,
+                write(tmp, geometry=geometry, field_data=list(fields), fields=list(layer.columns),
+                      field_mask=list(masks) if any(m is not None for m in masks) else None, layer=layer.name,
                       driver="GPKG", crs=layer.crs_wkt, geometry_type=layer.geometry_type)
