@@ -91,11 +91,26 @@ SLOW_FIXTURES = {"tiny_runs", "demo_work", "demo_model"}
 REAL_DATA_FIXTURES = {"caffe_256"}
 
 
+#: The files that take longest (they train or plan), longest first: pytest-xdist hands the files to its workers
+#: in this order, the others after them (pyproject.toml: ``--dist loadgroup --no-loadscope-reorder``), so that
+#: the long ones do not start last and the workers finish together. Scheduling only: any order gives the same results.
+LONGEST_FIRST = ("test_training.py", "test_reproduce.py", "test_checkpoints.py", "test_detect.py", "test_demo.py",
+                 "test_temporal.py", "test_predict.py", "test_export.py", "test_import_v1.py")
+#: Files whose tests share a session fixture too costly to make on two workers (the demo's model): one worker.
+SAME_WORKER = {"test_demo.py": "demo_model", "test_detect.py": "demo_model"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that uses a slow or real-data fixture (directly or through another fixture)."""
+    """Mark every test that uses a slow or real-data fixture (directly or through another fixture); give each
+    test its file as pytest-xdist group (:data:`SAME_WORKER`: a shared one) and put the files of
+    :data:`LONGEST_FIRST` first."""
     for item in items:
         used = set(getattr(item, "fixturenames", ()))
         if used & SLOW_FIXTURES:
             item.add_marker(pytest.mark.slow)
         if used & REAL_DATA_FIXTURES:
             item.add_marker(pytest.mark.real_data)
+        item.add_marker(pytest.mark.xdist_group(SAME_WORKER.get(item.path.name, item.path.name)))
+    items.sort(key=lambda item: LONGEST_FIRST.index(item.path.name) if item.path.name in LONGEST_FIRST
+               else len(LONGEST_FIRST))
