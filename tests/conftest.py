@@ -12,7 +12,7 @@ import pytest
 # nnU-Net reads these when first imported: single-process data loading and export keep CPU tests lean
 os.environ.setdefault("nnUNet_n_proc_DA", "0")
 os.environ.setdefault("nnUNet_def_n_proc", "1")
-# one torch thread, and nnU-Net's worker pools forked from one server, not spawned (see tests/nnunet_runtime.py)
+# one torch thread, nnU-Net's pools forked from one server, a lighter fingerprint, no progress plots (nnunet_runtime.py)
 nnunet_runtime.apply()
 
 CAFFE_256 = Path(os.environ.get("CAFFE_256", Path(__file__).resolve().parents[2] / "shared" / "data" / "caffe_256"))

@@ -1,6 +1,7 @@
-"""How the tests run torch and nnU-Net: one CPU thread, and nnU-Net's worker pools started from a fork server.
+"""How the tests run torch and nnU-Net: one CPU thread, nnU-Net's worker pools started from a fork server (its
+file listing in threads), a dataset fingerprint from fewer intensity samples, and no progress plots.
 
-conftest.py applies both (:func:`apply`) to the test process;
+conftest.py applies them (:func:`apply`) to the test process;
 ``python tests/nnunet_runtime.py ARGS`` runs ``nnunet-glacier ARGS`` with them, for
 tests whose subprocesses must train as the test process does.
 
@@ -29,6 +30,24 @@ the first pool), not the test process's current one. nnU-Net's pool workers
 fingerprint's ``analyze_case``, the dataset check, ``run_case_save``) get
 absolute paths as arguments and read no environment variable.
 
+nnU-Net's listing of a dataset's images (``create_lists_from_splitted_dataset_folder``,
+five times per planning) matches file names against a pattern in a pool of twelve
+processes forked from the caller, here the test process with torch loaded: about
+1.5 s per planning, most of it in ``fork``. Here that pool is a pool of threads
+(the work is pure Python on a list of names).
+
+**Fewer intensity samples.** nnU-Net's fingerprint draws 10**8 foreground
+intensities in all (10**8 / n per training case, with replacement) whatever the
+dataset's size: for a tiny dataset of six 64 px scenes that is 400 MB of float32
+made in the workers, pickled back and sorted for three percentiles, about 4 s of
+CPU per planned dataset. Those statistics feed only nnU-Net's CT normalisation;
+our datasets' channels are z-scored per image, so plans and preprocessed data do
+not depend on them. Here the fingerprint draws :data:`FINGERPRINT_SAMPLES` in all.
+
+**No progress plots.** At the end of every epoch nnU-Net draws ``progress.png``
+(losses, Dice, epoch times) with matplotlib: about 0.8 s, longer than a tiny
+training's epoch. No test reads it; here it is not drawn.
+
 Processes the tests start with nnU-Net's or our console scripts
 (``nnUNetv2_train``, ``nnunet-glacier``, ``nnUNetv2_plan_and_preprocess``) are
 untouched: they spawn their workers and set their threads as nnU-Net and our
@@ -49,6 +68,8 @@ PRELOAD = [
     "nnunetv2.experiment_planning.verify_dataset_integrity",
     "nnunetv2.preprocessing.preprocessors.default_preprocessor",
 ]
+#: Foreground intensities the tests' fingerprints draw, over all training cases (nnU-Net: 10**8).
+FINGERPRINT_SAMPLES = 10**5
 
 
 def train_on_one_thread() -> None:
@@ -86,10 +107,46 @@ def start_nnunet_pools_from_a_fork_server() -> None:
     multiprocessing.get_context = get_context_for
 
 
+def list_dataset_files_in_threads() -> None:
+    """nnU-Net's file listing (``nnunetv2.utilities.utils``) uses a thread pool instead of forked processes."""
+    import multiprocessing.pool
+
+    from nnunetv2.utilities import utils
+
+    utils.Pool = multiprocessing.pool.ThreadPool  # type: ignore[attr-defined,misc]
+
+
+def sample_fewer_fingerprint_intensities() -> None:
+    """nnU-Net's ``DatasetFingerprintExtractor`` draws :data:`FINGERPRINT_SAMPLES` foreground intensities."""
+    from nnunetv2.experiment_planning.dataset_fingerprint.fingerprint_extractor import DatasetFingerprintExtractor
+
+    init = DatasetFingerprintExtractor.__init__
+    if getattr(init, "fewer_samples", False):
+        return
+
+    @functools.wraps(init)
+    def init_with_fewer_samples(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self.num_foreground_voxels_for_intensitystats = FINGERPRINT_SAMPLES
+
+    init_with_fewer_samples.fewer_samples = True  # type: ignore[attr-defined]
+    DatasetFingerprintExtractor.__init__ = init_with_fewer_samples  # type: ignore[method-assign]
+
+
+def skip_progress_plots() -> None:
+    """nnU-Net's training logger draws no ``progress.png``."""
+    from nnunetv2.training.logging.nnunet_logger import MetaLogger
+
+    MetaLogger.plot_progress_png = lambda self, output_folder: None  # type: ignore[method-assign]
+
+
 def apply() -> None:
-    """Both, for this process (call before the test modules import ``train_fold``)."""
+    """All of them, for this process (call before the test modules import ``train_fold``)."""
     train_on_one_thread()
     start_nnunet_pools_from_a_fork_server()
+    list_dataset_files_in_threads()
+    sample_fewer_fingerprint_intensities()
+    skip_progress_plots()
 
 
 if __name__ == "__main__":
