@@ -222,6 +222,30 @@ def test_geotiff_context_in_another_crs_is_reprojected_onto_the_scene_grid(tmp_p
     assert (got[outside] == 0).all() and (got[in_nodata] == 0).all()
 
 
+def test_a_geotiff_context_beside_the_scene_feeds_zeros_and_is_not_found(tmp_path):
+    """Of two earlier GeoTIFFs the nearer lies 100 km east of the scene (it covers no pixel): its channel is 0,
+    it is warned about and not counted, so the scene has one context acquisition of two; with only that one,
+    none (flagged ``no_context``)."""
+    scene = write_geotiff(tmp_path / "in" / "scene_2020-06-03.tif", scene_image(seed=0))
+    beside = write_geotiff(tmp_path / "context" / "beside_2020-06-02.tif", scene_image(seed=1),
+                           transform=from_origin(SCENE_ORIGIN[0] + 100_000, SCENE_ORIGIN[1], SCENE_PIXEL_M,
+                                                 SCENE_PIXEL_M))
+    earlier = write_geotiff(tmp_path / "context" / "earlier_2020-06-01.tif", scene_image(seed=2))
+    predictor, out = temporal(tmp_path, previous=2), tmp_path / "out"
+    with pytest.warns(UserWarning, match=f"{beside}: covers no pixel of {scene}"):
+        report = run(predictor, [scene], out, context=[beside, earlier])
+    channels = fed(report, predictor)["scene_2020-06-03"]
+    assert not channels[1].any() and channels[2].any()
+    context = records(out)["scene_2020-06-03"]["context"]
+    assert context["stems"] == [beside.stem, earlier.stem] and context["found"] == context["previous_found"] == 1
+    assert quality(out)["scene_2020-06-03"]["context_found"] == "1"
+
+    with pytest.warns(UserWarning, match="covers no pixel"):
+        run(temporal(tmp_path), [scene], tmp_path / "out_beside", context=[beside])
+    row = quality(tmp_path / "out_beside")["scene_2020-06-03"]
+    assert (row["context_found"], row["no_context"], row["needs_check"]) == ("0", "True", "True")
+
+
 # --- re-runs ------------------------------------------------------------------------------------------------------
 
 def test_a_rerun_redoes_exactly_the_scenes_whose_context_changed(tmp_path):

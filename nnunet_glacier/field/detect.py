@@ -378,7 +378,10 @@ def detect_scene(path: Path, out: Path, predictor: GlacierPredictor, route: str,
         for message in problems.values():
             if message is not None:
                 warnings.warn(f"{path}: {message}; flagged in {QUALITY_CSV}", UserWarning, stacklevel=2)
-        channels = scene.image if context is None else series.context_channels(scene, context, settings.zero_border)
+        channels = scene.image
+        if context is not None:
+            channels, context = series.context_channels(scene, context, predictor.temporal.previous,
+                                                        settings.zero_border)
         result = scene_front(scene, predictor.predict(channels, measure=[route]), route, settings.postprocess)
         if problems["no_contrast"] is not None:
             result = without_front(result)

@@ -46,7 +46,9 @@ no-information value; pixels 0 in every channel are outside nnU-Net's crop
 to the non-zero region). Otherwise (a PNG context, or a scene
 without georeferencing) the context is resized to the scene's shape
 (:func:`~nnunet_glacier.data.temporal.resize_to`), as export does with
-CaFFe's PNGs.
+CaFFe's PNGs. A context file that gives the scene no pixel (it lies beside
+the scene, or only its no-data overlaps it) keeps its all-0 channel but is not
+counted as found (:meth:`SeriesContext.seen`).
 """
 from __future__ import annotations
 
@@ -54,7 +56,7 @@ import datetime as dt
 import re
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +162,13 @@ class SeriesContext:
         """How many distinct context acquisitions were found (0: the model sees the scene alone)."""
         return self.previous_found + self.next_found
 
+    def seen(self, empty: set[Path], n_previous: int) -> SeriesContext:
+        """The context without the found acquisitions whose channel is ``empty`` (files that give the scene no
+        pixel) among its counts; ``n_previous``: the model's number of earlier channels (they come first)."""
+        distinct_empty = [len(empty & set(part)) for part in (self.files[:n_previous], self.files[n_previous:])]
+        return replace(self, previous_found=self.previous_found - distinct_empty[0],
+                       next_found=self.next_found - distinct_empty[1])
+
     def record(self) -> dict[str, Any]:
         """The scene record's ``context``: the channels' files (absolute) and stems, and the counts found."""
         return {"files": [str(path.resolve()) for path in self.files], "stems": [path.stem for path in self.files],
@@ -249,11 +258,15 @@ def on_scene_grid(path: Path, scene: geo.GeoScene, zero_border: bool = True) -> 
     return temporal.resize_to(context.image, (int(scene.image.shape[0]), int(scene.image.shape[1])))
 
 
-def context_channels(scene: geo.GeoScene, context: SeriesContext, zero_border: bool = True) -> np.ndarray:
+def context_channels(scene: geo.GeoScene, context: SeriesContext, n_previous: int,
+                     zero_border: bool = True) -> tuple[np.ndarray, SeriesContext]:
     """A scene's input channels ``(1 + previous + next, rows, cols)``, ``uint8``: its grey image, then each
-    context file on its grid (:func:`on_scene_grid`) in channel order (a file repeated is read once)."""
+    context file on its grid (:func:`on_scene_grid`) in channel order (a file repeated is read once); and the
+    context as the scene sees it (:meth:`SeriesContext.seen`: a file whose channel is all 0 is not found).
+    ``n_previous``: the model's number of earlier channels."""
     images: dict[Path, np.ndarray] = {}
     for path in context.files:
         if path not in images:
             images[path] = on_scene_grid(path, scene, zero_border)
-    return np.stack([scene.image, *(images[path] for path in context.files)])
+    empty = {path for path, image in images.items() if not image.any() and path.resolve() != scene.path.resolve()}
+    return np.stack([scene.image, *(images[path] for path in context.files)]), context.seen(empty, n_previous)
