@@ -2,7 +2,8 @@
 
 For every scene size (Mpx, square synthetic scenes written as PNG) and fold
 count, three cases run, each in a fresh subprocess (so that peak memory is the
-case's own: the child's ``ru_maxrss``):
+case's own: the child's ``VmHWM``, :mod:`peak_memory`; its ``ru_maxrss`` would
+start at this process's size):
 
 - ``ours``: :func:`nnunet_glacier.field.detect.detect` on the scene file — reading,
   no-data mask, nnU-Net's preprocessing, the streamed sliding window over
@@ -69,7 +70,6 @@ import io
 import json
 import math
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -86,6 +86,7 @@ os.environ.setdefault("nnUNet_def_n_proc", "1")
 
 import numpy as np  # noqa: E402
 import standin  # noqa: E402
+from peak_memory import peak_rss_bytes  # noqa: E402
 
 TOOLS = ("ours", "predict", "nnunet")
 PIXEL_SIZE_M = 10.0
@@ -166,7 +167,7 @@ def run_case(case: dict) -> dict:
     seconds = time.perf_counter() - started
     mpx = shape[0] * shape[1] / 1e6
     return {"seconds": seconds, "setup_s": started - start, "network_s": clock.seconds,
-            "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2, "mpx": mpx,
+            "peak_gb": peak_rss_bytes() / 1024 ** 3, "mpx": mpx,
             "mpx_per_s": mpx / seconds}
 
 
