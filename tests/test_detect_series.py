@@ -23,7 +23,7 @@ from nnunet_glacier.cli import main
 from nnunet_glacier.data.caffe import read_grey
 from nnunet_glacier.data.temporal import TemporalSettings
 from nnunet_glacier.errors import InputError
-from nnunet_glacier.field import geo
+from nnunet_glacier.field import geo, series
 from nnunet_glacier.field.detect import detect
 from nnunet_glacier.nnunet.prediction_types import RunReport
 from nnunet_glacier.utilities.atomic import write_png
@@ -244,6 +244,19 @@ def test_a_geotiff_context_beside_the_scene_feeds_zeros_and_is_not_found(tmp_pat
         run(temporal(tmp_path), [scene], tmp_path / "out_beside", context=[beside])
     row = quality(tmp_path / "out_beside")["scene_2020-06-03"]
     assert (row["context_found"], row["no_context"], row["needs_check"]) == ("0", "True", "True")
+
+
+def test_another_rule_for_counting_context_redoes_the_scenes_with_context_only(tmp_path, monkeypatch):
+    """Records made when found context was counted otherwise (before files beside the scene were left out) are
+    redone; a model without temporal context keeps its scenes."""
+    stems = [caffe_stem("JAC", f"2015-0{month}-01", month) for month in (1, 2)]
+    inputs = write_scenes(tmp_path / "in", stems)
+    with_context, alone = tmp_path / "with_context", tmp_path / "alone"
+    assert run(temporal(tmp_path), inputs, with_context).written == stems
+    assert run(StandInPredictor(tmp_path / "model_alone"), inputs, alone).written == stems
+    monkeypatch.setattr(series, "FOUND_RULE", "every distinct acquisition")
+    assert run(temporal(tmp_path), inputs, with_context).written == stems
+    assert run(StandInPredictor(tmp_path / "model_alone"), inputs, alone).skipped == stems
 
 
 # --- re-runs ------------------------------------------------------------------------------------------------------

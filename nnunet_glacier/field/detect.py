@@ -278,11 +278,13 @@ def scene_inputs(path: Path, made_with: dict[str, Any],
                  context: SeriesContext | None = None) -> tuple[dict[str, Any], list[Path]]:
     """The settings and input files scene file ``path`` is made from: ``made_with`` and the file itself; with a
     temporal ``context``, also the context's files — in channel order in the settings (``context``) and as
-    inputs, so that a context file edited, added or removed redoes the scenes it feeds."""
+    inputs, so that a context file edited, added or removed redoes the scenes it feeds — and how the found
+    ones are counted (:data:`series.FOUND_RULE`)."""
     if context is None:
         return made_with, [path.resolve()]
     files = [file.resolve() for file in context.files]
-    return {**made_with, "context": [str(file) for file in files]}, list(dict.fromkeys([path.resolve(), *files]))
+    settings = {**made_with, "context": [str(file) for file in files], "context_found": series.FOUND_RULE}
+    return settings, list(dict.fromkeys([path.resolve(), *files]))
 
 
 def scene_made_from(path: Path, made_with: dict[str, Any], context: SeriesContext | None = None) -> dict[str, Any]:

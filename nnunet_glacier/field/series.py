@@ -73,6 +73,9 @@ UNKNOWN_GLACIER = "unknown"
 ACQUISITION_TAG = "ACQUISITION"
 #: The TIFF standard's date and time of the file's creation, the last source of a date.
 DATETIME_TAG = "TIFFTAG_DATETIME"
+#: How a scene's found context acquisitions are counted (:meth:`SeriesContext.seen`); in the made-from record of
+#: every scene with temporal context, so that a change of the rule redoes those scenes (and no other).
+FOUND_RULE = "distinct acquisitions that give the scene a pixel"
 #: A date in a metadata value: ``YYYY-MM-DD``, ``YYYY:MM:DD`` (TIFF), ``YYYY/MM/DD`` or ``YYYYMMDD``.
 _METADATA_DATE = re.compile(r"(?<!\d)(\d{4})([-:/]?)(\d{2})\2(\d{2})(?!\d)")
 
